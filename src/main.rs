@@ -1,0 +1,3 @@
+fn main() -> std::process::ExitCode {
+    colibri_vault::run(std::env::args_os())
+}

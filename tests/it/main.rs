@@ -1,0 +1,3 @@
+//! The one integration-test binary: every behaviour is checked through the built `colibri-vault`.
+
+mod support;
