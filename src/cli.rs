@@ -1,0 +1,211 @@
+//! What the user typed: the command line, parsed by clap. No behaviour here.
+#![allow(clippy::doc_markdown, reason = "doc comments here are --help text shown to people")]
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::config::Flags;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "colibri-vault",
+    version,
+    about = "Puts each FreeBSD jail's secrets from Vaultwarden into the jail when it starts",
+    after_help = "Settings: flag > environment (COLIBRI_*) > COLIBRI_* line in the provider env > default. See colibri-vault(8)."
+)]
+pub struct Cli {
+    /// More output (-vv for debug)
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    pub verbose: u8,
+    /// Errors only
+    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    pub quiet: bool,
+    #[command(flatten)]
+    pub settings: SettingFlags,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Args, Debug)]
+pub struct SettingFlags {
+    /// Provider env file [env: COLIBRI_PROVIDER_ENV] [default: /usr/local/etc/colibri/provider.env]
+    #[arg(long, value_name = "FILE", global = true)]
+    pub provider_env: Option<PathBuf>,
+    /// Tenant database [env: COLIBRI_DB]
+    #[arg(long, value_name = "FILE", global = true)]
+    pub db: Option<PathBuf>,
+    /// Jail roots must lie under this directory [env: COLIBRI_JAIL_ROOT_BASE]
+    #[arg(long, value_name = "DIR", global = true)]
+    pub jail_root_base: Option<PathBuf>,
+    /// bw app data and state [env: COLIBRI_STATE_DIR]
+    #[arg(long, value_name = "DIR", global = true)]
+    pub state_dir: Option<PathBuf>,
+    /// Host-wide lock and request spool [env: COLIBRI_RUN_DIR]
+    #[arg(long, value_name = "DIR", global = true)]
+    pub run_dir: Option<PathBuf>,
+    /// Secrets source: bw or dir [env: COLIBRI_SOURCE]
+    #[arg(long, value_name = "bw|dir", global = true)]
+    pub source: Option<String>,
+    /// Directory of <collection>.env files for the dir source [env: COLIBRI_SECRETS_DIR]
+    #[arg(long, value_name = "DIR", global = true)]
+    pub secrets_dir: Option<PathBuf>,
+    /// The bw executable [env: COLIBRI_BW]
+    #[arg(long, value_name = "PATH", global = true)]
+    pub bw: Option<PathBuf>,
+    /// Timeout of each bw call, seconds [env: COLIBRI_BW_TIMEOUT]
+    #[arg(long, value_name = "SECS", global = true)]
+    pub bw_timeout: Option<String>,
+    /// Longest wait for the host-wide lock, seconds [env: COLIBRI_LOCK_TIMEOUT]
+    #[arg(long, value_name = "SECS", global = true)]
+    pub lock_timeout: Option<String>,
+    /// Hooks skip the vault within this many seconds of a provision; 0 disables [env: COLIBRI_FRESH_FOR]
+    #[arg(long, value_name = "SECS", global = true)]
+    pub fresh_for: Option<String>,
+    /// Bastille's configuration file [env: BASTILLE_CONFIG]
+    #[arg(long, value_name = "FILE", global = true)]
+    pub bastille_config: Option<PathBuf>,
+}
+
+impl SettingFlags {
+    pub fn to_flags(&self) -> Flags {
+        Flags {
+            provider_env: self.provider_env.clone(),
+            db: self.db.clone(),
+            jail_root_base: self.jail_root_base.clone(),
+            state_dir: self.state_dir.clone(),
+            run_dir: self.run_dir.clone(),
+            source: self.source.clone(),
+            secrets_dir: self.secrets_dir.clone(),
+            bw: self.bw.clone(),
+            bw_timeout: self.bw_timeout.clone(),
+            lock_timeout: self.lock_timeout.clone(),
+            fresh_for: self.fresh_for.clone(),
+            bastille_config: self.bastille_config.clone(),
+        }
+    }
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Register and manage tenants (jail = tenant = collection)
+    #[command(subcommand)]
+    Tenant(TenantCommand),
+    /// Fetch secrets now and write each tenant's env file
+    Provision(ProvisionArgs),
+    /// Entry points for jail(8) exec.* hooks and devd(8)
+    #[command(subcommand)]
+    Hook(HookCommand),
+    /// Add or remove colibri-vault's hook lines in a Bastille jail's jail.conf
+    #[command(subcommand)]
+    Jail(JailCommand),
+    /// Last provision of each tenant
+    Status {
+        tenant: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Check the host's setup and say what to fix
+    Doctor,
+}
+
+#[derive(Args, Debug, Default)]
+pub struct TenantOptions {
+    /// Vaultwarden collection name [default: the tenant name]
+    #[arg(long, value_name = "NAME")]
+    pub collection: Option<String>,
+    /// Env file path relative to the jail root [default: .env]
+    #[arg(long, value_name = "REL")]
+    pub env_path: Option<PathBuf>,
+    /// sh, dotenv or json [default: sh]
+    #[arg(long, value_name = "FORMAT")]
+    pub format: Option<String>,
+    /// Owner of the env file, numeric as the jail sees it [default: 0:0]
+    #[arg(long, value_name = "UID[:GID]")]
+    pub owner: Option<String>,
+    /// What a hook does on failure: continue (jail starts) or fail (jail does not) [default: continue]
+    #[arg(long, value_name = "POLICY")]
+    pub on_failure: Option<String>,
+    /// Remove the env file when the jail stops (hook stop)
+    #[arg(long)]
+    pub cleanup_on_stop: bool,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum TenantCommand {
+    /// Register a tenant
+    Add {
+        name: String,
+        /// The jail's root as the host sees it
+        #[arg(long, value_name = "PATH")]
+        root: PathBuf,
+        #[command(flatten)]
+        options: TenantOptions,
+    },
+    /// List tenants
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show one tenant
+    Show {
+        name: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Change a tenant's settings
+    Set {
+        name: String,
+        #[arg(long, value_name = "PATH")]
+        root: Option<PathBuf>,
+        #[command(flatten)]
+        options: TenantOptions,
+        /// Keep the env file when the jail stops
+        #[arg(long, conflicts_with = "cleanup_on_stop")]
+        no_cleanup_on_stop: bool,
+    },
+    /// Unregister a tenant (its provision log is kept)
+    Remove { name: String },
+}
+
+#[derive(Args, Debug)]
+pub struct ProvisionArgs {
+    /// Jails to provision
+    #[arg(required_unless_present = "all", conflicts_with = "all")]
+    pub jails: Vec<String>,
+    /// Every registered tenant, in one vault session
+    #[arg(long)]
+    pub all: bool,
+    /// At boot: a tenant whose root is not reachable yet is reported and skipped
+    #[arg(long, requires = "all")]
+    pub boot: bool,
+    /// Show key names and value hashes; write nothing
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum HookCommand {
+    /// exec.created / exec.poststart: provision the jail (name, then ${path})
+    Start { name: String, path: Option<PathBuf> },
+    /// exec.poststop: remove the env file if the tenant asked for cleanup
+    Stop { name: String, path: Option<PathBuf> },
+    /// devd: a jail was created (kmod_devctl_jail); resolve it by JID and provision it
+    Devd {
+        #[arg(long)]
+        jid: i32,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum JailCommand {
+    /// Add the hook lines to the jail's jail.conf (idempotent)
+    Enable {
+        jail: String,
+        /// created (before the jail's rc; recommended) or poststart
+        #[arg(long, default_value = "created", value_name = "STAGE")]
+        stage: String,
+    },
+    /// Remove colibri-vault's hook lines from the jail's jail.conf
+    Disable { jail: String },
+}

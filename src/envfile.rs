@@ -1,0 +1,353 @@
+//! Entries (name = value) and the env file formats.
+//!
+//! Items from a secrets source become entries (DESIGN.md step 4): names are normalized
+//! (space, `-`, `.` → `_`) and must then be POSIX shell names, or the item is skipped with a
+//! warning; two items giving one name is an error naming both. Entries are rendered sorted, in
+//! one of three formats (step 5), and `parse` reads our own output back so the writer can check,
+//! before the rename, that the bytes mean exactly the entries.
+//!
+//! `sh` is the default because FreeBSD's rc.subr sources `${name}_env_file` with /bin/sh as
+//! root: every value is single-quoted, so `$`, backticks and `\` are never expanded.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::str::FromStr;
+
+use serde::Serialize;
+use zeroize::Zeroizing;
+
+use crate::error::{Error, Result};
+use crate::kvfile::is_name;
+use crate::secret::Secret;
+use crate::source::{Item, ItemContent};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Format {
+    Sh,
+    Dotenv,
+    Json,
+}
+
+impl FromStr for Format {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "sh" => Ok(Format::Sh),
+            "dotenv" => Ok(Format::Dotenv),
+            "json" => Ok(Format::Json),
+            _ => Err(Error::Usage(format!(
+                "format must be sh, dotenv or json, not {}",
+                crate::sanitize::clean(s)
+            ))),
+        }
+    }
+}
+
+impl fmt::Display for Format {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Format::Sh => "sh",
+            Format::Dotenv => "dotenv",
+            Format::Json => "json",
+        })
+    }
+}
+
+/// One variable of the env file. `origin` names where it came from (for messages).
+pub struct Entry {
+    pub name: String,
+    pub value: Secret,
+    pub origin: String,
+}
+
+/// Entries sorted by name, keyed by name.
+pub type Entries = BTreeMap<String, Entry>;
+
+/// `raw` with spaces, dashes and dots turned into `_`, if the result is a shell name.
+pub fn normalize_name(raw: &str) -> Option<String> {
+    let name: String = raw.chars().map(|c| if matches!(c, ' ' | '-' | '.') { '_' } else { c }).collect();
+    is_name(&name).then_some(name)
+}
+
+/// Turns a collection's items into entries. `warn` receives one message per skipped item or line.
+pub fn entries_from_items(tenant: &str, items: &[Item], warn: &mut dyn FnMut(String)) -> Result<Entries> {
+    let mut entries = Entries::new();
+    let mut add = |raw_name: &str, value: &str, origin: String, warn: &mut dyn FnMut(String)| -> Result<()> {
+        let Some(name) = normalize_name(raw_name) else {
+            warn(format!(
+                "{origin}: skipped: {:?} is not a valid variable name after normalization ([A-Za-z_][A-Za-z0-9_]*)",
+                crate::sanitize::clean(raw_name)
+            ));
+            return Ok(());
+        };
+        if value.contains('\0') {
+            return Err(Error::bad_data(
+                tenant,
+                format!("{origin}: the value of {name} contains a NUL byte"),
+            ));
+        }
+        if let Some(first) = entries.get(&name) {
+            return Err(Error::bad_data(
+                tenant,
+                format!("duplicate variable {name}: from {} and from {origin}", first.origin),
+            ));
+        }
+        entries.insert(name.clone(), Entry { name, value: Secret::from(value), origin });
+        Ok(())
+    };
+    for item in items {
+        match &item.content {
+            ItemContent::Entry { name, value } => {
+                add(name, value.expose(), item.label.clone(), warn)?;
+            }
+            ItemContent::Bundle(notes) => {
+                for (index, line) in notes.expose().split('\n').enumerate() {
+                    let line = line.strip_suffix('\r').unwrap_or(line);
+                    if line.trim().is_empty() || line.trim_start().starts_with('#') {
+                        continue;
+                    }
+                    let origin = format!("{} line {}", item.label, index + 1);
+                    match line.split_once('=') {
+                        Some((name, value)) => add(name.trim(), value, origin, warn)?,
+                        None => warn(format!("{origin}: skipped: not a KEY=VALUE line")),
+                    }
+                }
+            }
+            ItemContent::Skip(reason) => warn(format!("{}: skipped: {reason}", item.label)),
+        }
+    }
+    Ok(entries)
+}
+
+/// The file's bytes in `format`: sorted by name, trailing newline.
+pub fn render(format: Format, entries: &Entries) -> Result<Zeroizing<Vec<u8>>> {
+    let mut out = Zeroizing::new(Vec::new());
+    match format {
+        Format::Sh => {
+            for entry in entries.values() {
+                out.extend_from_slice(entry.name.as_bytes());
+                out.extend_from_slice(b"='");
+                out.extend_from_slice(entry.value.expose().replace('\'', "'\\''").as_bytes());
+                out.extend_from_slice(b"'\n");
+            }
+        }
+        Format::Dotenv => {
+            for entry in entries.values() {
+                out.extend_from_slice(entry.name.as_bytes());
+                out.extend_from_slice(b"=\"");
+                for c in entry.value.expose().chars() {
+                    match c {
+                        '\\' => out.extend_from_slice(b"\\\\"),
+                        '"' => out.extend_from_slice(b"\\\""),
+                        '$' => out.extend_from_slice(b"\\$"),
+                        '\n' => out.extend_from_slice(b"\\n"),
+                        c => {
+                            let mut buf = [0; 4];
+                            out.extend_from_slice(c.encode_utf8(&mut buf).as_bytes());
+                        }
+                    }
+                }
+                out.extend_from_slice(b"\"\n");
+            }
+        }
+        Format::Json => {
+            let map: BTreeMap<&str, &str> =
+                entries.values().map(|e| (e.name.as_str(), e.value.expose())).collect();
+            let mut text =
+                Zeroizing::new(serde_json::to_vec_pretty(&map).map_err(|e| Error::Config(e.to_string()))?);
+            text.push(b'\n');
+            out = text;
+        }
+    }
+    Ok(out)
+}
+
+/// Reads bytes produced by `render` back into (name, value) pairs, in file order.
+/// Strict: anything `render` would not have produced is an error (message has no value).
+pub fn parse(format: Format, bytes: &[u8]) -> std::result::Result<Vec<(String, Secret)>, String> {
+    let text = std::str::from_utf8(bytes).map_err(|_| "not UTF-8".to_owned())?;
+    match format {
+        Format::Json => {
+            let map: BTreeMap<String, String> =
+                serde_json::from_str(text).map_err(|e| format!("invalid JSON at line {}", e.line()))?;
+            Ok(map.into_iter().map(|(k, v)| (k, Secret::new(v))).collect())
+        }
+        Format::Sh | Format::Dotenv => {
+            let mut out = Vec::new();
+            let mut rest = text;
+            while !rest.is_empty() {
+                let (name, after) = rest.split_once('=').ok_or("expected NAME=")?;
+                if !is_name(name) {
+                    return Err("invalid variable name".into());
+                }
+                let (value, after) =
+                    if format == Format::Sh { parse_sh_value(after)? } else { parse_dotenv_value(after)? };
+                rest = after.strip_prefix('\n').ok_or("expected a newline after a value")?;
+                out.push((name.to_owned(), Secret::new(value)));
+            }
+            Ok(out)
+        }
+    }
+}
+
+fn parse_sh_value(s: &str) -> std::result::Result<(String, &str), String> {
+    let mut value = String::new();
+    let mut rest = s.strip_prefix('\'').ok_or("expected '")?;
+    loop {
+        let end = rest.find('\'').ok_or("unterminated '")?;
+        value.push_str(&rest[..end]);
+        rest = &rest[end + 1..];
+        match rest.strip_prefix("\\''") {
+            Some(after) => {
+                value.push('\'');
+                rest = after;
+            }
+            None => return Ok((value, rest)),
+        }
+    }
+}
+
+fn parse_dotenv_value(s: &str) -> std::result::Result<(String, &str), String> {
+    let mut value = String::new();
+    let mut chars = s.strip_prefix('"').ok_or("expected \"")?.char_indices();
+    let body = &s[1..];
+    while let Some((i, c)) = chars.next() {
+        match c {
+            '"' => return Ok((value, &body[i + 1..])),
+            '\\' => match chars.next() {
+                Some((_, '\\')) => value.push('\\'),
+                Some((_, '"')) => value.push('"'),
+                Some((_, '$')) => value.push('$'),
+                Some((_, 'n')) => value.push('\n'),
+                _ => return Err("unknown escape".into()),
+            },
+            '$' | '\n' => return Err("unescaped $ or newline".into()),
+            c => value.push(c),
+        }
+    }
+    Err("unterminated \"".into())
+}
+
+/// Whether `bytes` (parsed as `format`) say exactly `entries`.
+pub fn round_trips(format: Format, bytes: &[u8], entries: &Entries) -> bool {
+    match parse(format, bytes) {
+        Ok(pairs) => {
+            pairs.len() == entries.len()
+                && pairs
+                    .iter()
+                    .zip(entries.values())
+                    .all(|((name, value), e)| *name == e.name && value.expose() == e.value.expose())
+        }
+        Err(_) => false,
+    }
+}
+
+/// Hex SHA-256 of `bytes`.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    use std::fmt::Write;
+    sha2::Sha256::digest(bytes).iter().fold(String::new(), |mut out, b| {
+        let _ = write!(out, "{b:02x}");
+        out
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn item(label: &str, content: ItemContent) -> Item {
+        Item { label: label.into(), content }
+    }
+
+    fn login(name: &str, value: &str) -> Item {
+        item(&format!("item {name:?}"), ItemContent::Entry { name: name.into(), value: Secret::from(value) })
+    }
+
+    fn entries(items: &[Item]) -> (Result<Entries>, Vec<String>) {
+        let mut warnings = Vec::new();
+        let result = entries_from_items("t", items, &mut |w| warnings.push(w));
+        (result, warnings)
+    }
+
+    #[test]
+    fn names_are_normalized_then_checked() {
+        assert_eq!(normalize_name("db password").as_deref(), Some("db_password"));
+        assert_eq!(normalize_name("api-key.v2").as_deref(), Some("api_key_v2"));
+        assert_eq!(normalize_name("9lives"), None);
+        assert_eq!(normalize_name("a$b"), None);
+        assert_eq!(normalize_name(""), None);
+    }
+
+    #[test]
+    fn logins_and_notes_become_sorted_entries() {
+        let items = [
+            login("Z key", "z"),
+            item(
+                "note \"bundle\"",
+                ItemContent::Bundle(Secret::from("A=1\r\n\n# c\nB=two words=x\nnot a line\n")),
+            ),
+            login("bad$name", "x"),
+            item("card \"visa\"", ItemContent::Skip("a card item (type 3) has no value to export".into())),
+        ];
+        let (result, warnings) = entries(&items);
+        let e = result.unwrap();
+        let got: Vec<(&str, &str)> = e.values().map(|e| (e.name.as_str(), e.value.expose())).collect();
+        assert_eq!(got, [("A", "1"), ("B", "two words=x"), ("Z_key", "z")]);
+        assert_eq!(warnings.len(), 3, "{warnings:?}");
+        assert!(warnings[0].starts_with("note \"bundle\" line 5: skipped"), "{warnings:?}");
+        assert!(warnings[1].contains("bad$name"));
+        assert!(warnings[2].starts_with("card \"visa\": skipped"));
+        assert!(!warnings.iter().any(|w| w.contains("two words")), "no values in warnings");
+    }
+
+    #[test]
+    fn duplicates_name_both_sources() {
+        let (result, _) = entries(&[login("API-KEY", "1"), login("API KEY", "2")]);
+        let e = result.err().unwrap();
+        assert_eq!(e.exit_code(), 65);
+        assert_eq!(
+            e.to_string(),
+            "tenant t: duplicate variable API_KEY: from item \"API-KEY\" and from item \"API KEY\""
+        );
+    }
+
+    #[test]
+    fn nul_is_an_error() {
+        let (result, _) = entries(&[login("A", "x\0y")]);
+        assert_eq!(result.err().unwrap().exit_code(), 65);
+    }
+
+    #[test]
+    fn renders_each_format() {
+        let (e, _) = entries(&[login("B", "it's $HOME `x` \\"), login("A", "line1\nline2")]);
+        let e = e.unwrap();
+        assert_eq!(
+            String::from_utf8(render(Format::Sh, &e).unwrap().to_vec()).unwrap(),
+            "A='line1\nline2'\nB='it'\\''s $HOME `x` \\'\n"
+        );
+        assert_eq!(
+            String::from_utf8(render(Format::Dotenv, &e).unwrap().to_vec()).unwrap(),
+            "A=\"line1\\nline2\"\nB=\"it's \\$HOME `x` \\\\\"\n"
+        );
+        assert_eq!(
+            String::from_utf8(render(Format::Json, &e).unwrap().to_vec()).unwrap(),
+            "{\n  \"A\": \"line1\\nline2\",\n  \"B\": \"it's $HOME `x` \\\\\"\n}\n"
+        );
+        for f in [Format::Sh, Format::Dotenv, Format::Json] {
+            assert!(round_trips(f, &render(f, &e).unwrap(), &e), "{f}");
+        }
+        assert_eq!(render(Format::Sh, &Entries::new()).unwrap().len(), 0);
+    }
+
+    #[test]
+    fn parse_back_rejects_tampering() {
+        let (e, _) = entries(&[login("A", "x")]);
+        let e = e.unwrap();
+        assert!(!round_trips(Format::Sh, b"A='y'\n", &e));
+        assert!(!round_trips(Format::Sh, b"A='x'", &e));
+        assert!(!round_trips(Format::Sh, b"A='x'\nB='z'\n", &e));
+        assert!(!round_trips(Format::Dotenv, b"A=\"$x\"\n", &e));
+    }
+}

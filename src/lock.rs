@@ -1,0 +1,120 @@
+//! The host-wide lock that serializes vault sessions across processes.
+//!
+//! Several jails may start at once, and a second `bw unlock` invalidates the first session's
+//! key, so only one process may run a vault session at a time. The lock is flock(2) on
+//! `$COLIBRI_RUN_DIR/vault.lock`: released by the kernel when the holder exits, however it
+//! exits. Waiting has a deadline (`COLIBRI_LOCK_TIMEOUT`) and gives way to a signal.
+
+use std::fs::File;
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use nix::fcntl::{Flock, FlockArg};
+
+use crate::error::{Error, Result};
+
+pub struct HostLock {
+    _lock: Flock<File>,
+}
+
+/// Creates `dir` with mode 0700 if missing; refuses one that is a symlink or someone else's.
+pub fn private_dir(dir: &Path) -> Result<()> {
+    match std::fs::symlink_metadata(dir) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+            .map_err(|source| Error::CreateDir { path: dir.to_owned(), source }),
+        Err(source) => Err(Error::ReadFile { path: dir.to_owned(), source }),
+        Ok(meta) if !meta.is_dir() => Err(Error::Config(format!(
+            "{} must be a directory (it is a symlink or a file); remove it and let colibri-vault create it",
+            dir.display()
+        ))),
+        Ok(meta) if meta.uid() != nix::unistd::geteuid().as_raw() => Err(Error::InsecureFile {
+            path: dir.to_owned(),
+            problem: format!("owned by uid {}, not by the user running colibri-vault", meta.uid()),
+            fix: format!("chown {} {}", nix::unistd::geteuid(), dir.display()),
+        }),
+        Ok(meta) if meta.mode() & 0o022 != 0 => Err(Error::InsecureFile {
+            path: dir.to_owned(),
+            problem: format!("writable by group or others (mode {:04o})", meta.mode() & 0o7777),
+            fix: format!("chmod 700 {}", dir.display()),
+        }),
+        Ok(_) => Ok(()),
+    }
+}
+
+impl HostLock {
+    /// Path of the lock file in `run_dir`.
+    pub fn path(run_dir: &Path) -> PathBuf {
+        run_dir.join("vault.lock")
+    }
+
+    /// Takes the lock, waiting at most `timeout`.
+    pub fn acquire(run_dir: &Path, timeout: Duration) -> Result<HostLock> {
+        private_dir(run_dir)?;
+        let path = Self::path(run_dir);
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(0o600)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+            .open(&path)
+            .map_err(|source| Error::ReadFile { path: path.clone(), source })?;
+        let deadline = Instant::now() + timeout;
+        let mut file = file;
+        loop {
+            match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
+                Ok(lock) => return Ok(HostLock { _lock: lock }),
+                Err((back, errno)) if errno == nix::errno::Errno::EWOULDBLOCK => file = back,
+                Err((_, errno)) => {
+                    return Err(Error::ReadFile { path, source: std::io::Error::from(errno) });
+                }
+            }
+            if let Some(signal) = crate::signals::received() {
+                return Err(Error::Interrupted(signal));
+            }
+            if Instant::now() >= deadline {
+                return Err(Error::LockTimeout { path, seconds: timeout.as_secs() });
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Takes the lock only if it is free right now.
+    pub fn try_acquire(run_dir: &Path) -> Result<Option<HostLock>> {
+        match Self::acquire(run_dir, Duration::ZERO) {
+            Ok(lock) => Ok(Some(lock)),
+            Err(Error::LockTimeout { .. }) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn second_holder_waits_until_the_deadline() {
+        let dir = tempfile::tempdir().unwrap();
+        let run = dir.path().join("run");
+        let first = HostLock::acquire(&run, Duration::ZERO).unwrap();
+        assert!(HostLock::try_acquire(&run).unwrap().is_none());
+        let e = HostLock::acquire(&run, Duration::from_millis(100)).err().unwrap();
+        assert_eq!(e.exit_code(), 75);
+        drop(first);
+        assert!(HostLock::try_acquire(&run).unwrap().is_some());
+        assert_eq!(std::fs::metadata(&run).unwrap().mode() & 0o777, 0o700);
+    }
+
+    #[test]
+    fn a_symlinked_run_dir_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        std::os::unix::fs::symlink("/tmp", dir.path().join("run")).unwrap();
+        assert_eq!(private_dir(&dir.path().join("run")).unwrap_err().exit_code(), 78);
+    }
+}

@@ -1,0 +1,417 @@
+//! The one provisioning pipeline (DESIGN.md steps 1–7). Every entry point — `hook start`,
+//! `hook devd`, `provision`, the boot batch — turns its calling convention into `Request`s and
+//! calls [`run`]; none has a copy of this logic.
+//!
+//! One call serves any number of tenants with one vault session: tenants are identified and
+//! checked first, fresh ones are skipped, and the rest share one `fetch` under the host-wide
+//! lock. The session is closed (bw: logout) before any file is written. Each tenant's outcome
+//! is written to the provision log and reported; one tenant's failure does not stop another's.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use crate::config::{Settings, normalize_dir};
+use crate::envfile::{self, Entries};
+use crate::error::{Error, Result};
+use crate::jail;
+use crate::lock::HostLock;
+use crate::logging::Log;
+use crate::safe_write::{self, Outcome};
+use crate::sanitize::clean;
+use crate::source::{self, Fetched};
+use crate::tenant::{FRESH_OUTCOMES, LogRow, Store, Tenant, validate_root};
+
+/// What started the run (kept in the provision log).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Trigger {
+    Hook,
+    Devd,
+    Manual,
+    Boot,
+}
+
+impl Trigger {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Trigger::Hook => "hook",
+            Trigger::Devd => "devd",
+            Trigger::Manual => "manual",
+            Trigger::Boot => "boot",
+        }
+    }
+}
+
+/// One jail to provision.
+#[derive(Clone, Debug)]
+pub struct Request {
+    pub jail: String,
+    /// The jail's path as the caller knows it (jail.conf's `${path}`), to compare.
+    pub given_path: Option<PathBuf>,
+    /// The kernel's answer when the caller already has it (devd resolves by JID).
+    pub running: Option<jail::Running>,
+}
+
+impl Request {
+    pub fn named(jail: &str) -> Request {
+        Request { jail: jail.to_owned(), given_path: None, running: None }
+    }
+}
+
+#[derive(Clone, Copy, Debug)]
+pub struct Options {
+    pub trigger: Trigger,
+    pub dry_run: bool,
+    /// Skip the vault for tenants provisioned less than `fresh_for` ago (hooks only).
+    pub use_freshness: bool,
+}
+
+/// The result for one request.
+#[derive(Debug)]
+pub enum Done {
+    /// No tenant is registered for this jail: nothing to do.
+    NoTenant,
+    Written {
+        path: PathBuf,
+        keys: Vec<String>,
+    },
+    Unchanged {
+        path: PathBuf,
+        keys: Vec<String>,
+    },
+    /// Provisioned recently and the file is intact: the vault was not asked.
+    Fresh {
+        path: PathBuf,
+    },
+    /// `--dry-run`: names and value hashes, nothing written.
+    DryRun {
+        keys: Vec<(String, String)>,
+    },
+    /// `--boot`: the jail's root is not reachable yet; reported, not fatal.
+    Unreachable {
+        reason: String,
+    },
+}
+
+pub struct Report {
+    pub jail: String,
+    pub tenant: Option<Tenant>,
+    pub result: std::result::Result<Done, Arc<Error>>,
+}
+
+/// The outcome of a whole run: per-request reports, and a problem ending the session, if any.
+pub struct Run {
+    pub reports: Vec<Report>,
+    pub session_error: Option<Error>,
+}
+
+impl Run {
+    /// The exit status: the first failure's, else the session's, else 0.
+    pub fn exit_code(&self) -> u8 {
+        self.reports
+            .iter()
+            .find_map(|r| r.result.as_ref().err().map(|e| e.exit_code()))
+            .or_else(|| self.session_error.as_ref().map(Error::exit_code))
+            .unwrap_or(crate::exit::OK)
+    }
+}
+
+struct Pending {
+    index: usize,
+    tenant: Tenant,
+    root: PathBuf,
+    jid: Option<i32>,
+    started: Instant,
+}
+
+pub struct Ctx<'a> {
+    pub settings: &'a Settings,
+    pub log: &'a Log,
+}
+
+/// Runs the pipeline for `requests`.
+pub fn run(ctx: &Ctx<'_>, store: &mut Store, requests: &[Request], opts: Options) -> Run {
+    let (mut reports, pending) = identify(ctx, store, requests, opts);
+    if pending.is_empty() {
+        return Run { reports, session_error: None };
+    }
+
+    // Step 4: one vault session for every pending tenant, under the host-wide lock.
+    let collections: BTreeSet<String> = pending.iter().map(|p| p.tenant.collection.clone()).collect();
+    let (fetched, calls, session_error, _lock) = match fetch(ctx, &collections) {
+        Ok(fetch) => fetch,
+        Err((e, calls)) => {
+            let e = Arc::new(e);
+            for p in &pending {
+                let jail = &requests[p.index].jail;
+                let attempt = Attempt { tenant: &p.tenant, jail, jid: p.jid, started: p.started, opts };
+                record(ctx, store, &attempt, Err(&e), &Facts { calls, ..Facts::default() });
+                reports[p.index].result = Err(Arc::clone(&e));
+            }
+            return Run { reports, session_error: None };
+        }
+    };
+
+    // Steps 4–7 per tenant: entries, render, write, record. Still under the lock, so that a
+    // process waiting for it finds every tenant of this session recorded.
+    for p in pending {
+        let jail = &requests[p.index].jail;
+        let result = materialize(ctx, &p.tenant, &p.root, &fetched, opts.dry_run);
+        let (keys, hash) = match &result {
+            Ok((_, keys, hash)) => (keys.clone(), hash.clone()),
+            Err(_) => (Vec::new(), None),
+        };
+        let result = result.map(|(done, _, _)| done).map_err(Arc::new);
+        let attempt = Attempt { tenant: &p.tenant, jail, jid: p.jid, started: p.started, opts };
+        record(ctx, store, &attempt, result.as_ref(), &Facts { keys, hash, calls });
+        reports[p.index].result = result;
+    }
+    Run { reports, session_error }
+}
+
+/// Steps 1–3 for every request, and freshness for hooks. Returns one report per request
+/// (final for those decided here) and the tenants that need the vault.
+fn identify(
+    ctx: &Ctx<'_>,
+    store: &mut Store,
+    requests: &[Request],
+    opts: Options,
+) -> (Vec<Report>, Vec<Pending>) {
+    let mut reports = Vec::with_capacity(requests.len());
+    let mut pending = Vec::new();
+    for (index, request) in requests.iter().enumerate() {
+        let started = Instant::now();
+        let jail = request.jail.clone();
+        let tenant = match store.get(&request.jail) {
+            Ok(Some(tenant)) => tenant,
+            Ok(None) => {
+                ctx.log.debug(&format!("jail {jail}: no tenant registered; nothing to do"));
+                reports.push(Report { jail, tenant: None, result: Ok(Done::NoTenant) });
+                continue;
+            }
+            Err(e) => {
+                reports.push(Report { jail, tenant: None, result: Err(Arc::new(e)) });
+                continue;
+            }
+        };
+        let result = match check_root(ctx.settings, &tenant, request) {
+            Ok((root, jid)) => {
+                let fresh_path =
+                    if opts.use_freshness { fresh(ctx.settings, store, &tenant, &root) } else { None };
+                if let Some(path) = fresh_path {
+                    let done = Done::Fresh { path };
+                    let attempt = Attempt { tenant: &tenant, jail: &jail, jid, started, opts };
+                    record(ctx, store, &attempt, Ok(&done), &Facts::default());
+                    Ok(done)
+                } else {
+                    pending.push(Pending { index, tenant: tenant.clone(), root, jid, started });
+                    // A placeholder, replaced once the session has answered.
+                    Ok(Done::NoTenant)
+                }
+            }
+            Err(e) if opts.trigger == Trigger::Boot && matches!(e, Error::Write { .. }) => {
+                Ok(Done::Unreachable { reason: e.to_string() })
+            }
+            Err(e) => {
+                let e = Arc::new(e);
+                let attempt = Attempt { tenant: &tenant, jail: &jail, jid: None, started, opts };
+                record(ctx, store, &attempt, Err(&e), &Facts::default());
+                Err(e)
+            }
+        };
+        reports.push(Report { jail, tenant: Some(tenant), result });
+    }
+    (reports, pending)
+}
+
+type Fetch = (Fetched, u32, Option<Error>, HostLock);
+
+/// Takes the lock, opens the session, fetches, closes. On failure also returns the calls made.
+fn fetch(ctx: &Ctx<'_>, collections: &BTreeSet<String>) -> std::result::Result<Fetch, (Error, u32)> {
+    let lock = HostLock::acquire(&ctx.settings.run_dir, ctx.settings.lock_timeout).map_err(|e| (e, 0))?;
+    let mut session = source::open(ctx.settings, ctx.log).map_err(|e| (e, 0))?;
+    let fetched = session.fetch(collections);
+    let calls = session.calls();
+    let closed = session.close();
+    match (fetched, closed) {
+        (Ok(fetched), Ok(())) => Ok((fetched, calls, None, lock)),
+        (Ok(fetched), Err(e)) => {
+            ctx.log.error(&format!("could not end the vault session cleanly: {e}"));
+            Ok((fetched, calls, Some(e), lock))
+        }
+        (Err(e), closed) => {
+            if let Err(close) = closed {
+                ctx.log.error(&format!("could not end the vault session cleanly: {close}"));
+            }
+            Err((e, calls))
+        }
+    }
+}
+
+/// Entries → bytes → file, for one tenant. Returns the outcome, key names and content hash.
+fn materialize(
+    ctx: &Ctx<'_>,
+    tenant: &Tenant,
+    root: &Path,
+    fetched: &Fetched,
+    dry_run: bool,
+) -> Result<(Done, Vec<String>, Option<String>)> {
+    let Some(items) = fetched.get(&tenant.collection) else {
+        return Err(Error::UnknownCollection {
+            tenant: tenant.name.clone(),
+            collection: tenant.collection.clone(),
+        });
+    };
+    let entries: Entries = envfile::entries_from_items(&tenant.name, items, &mut |w| {
+        ctx.log.warn(&format!("tenant {}: {w}", tenant.name));
+    })?;
+    let keys: Vec<String> = entries.keys().cloned().collect();
+    let format = tenant.options.format;
+    let bytes = envfile::render(format, &entries)?;
+    let hash = envfile::sha256_hex(&bytes);
+    if dry_run {
+        let keys = entries
+            .values()
+            .map(|e| (e.name.clone(), envfile::sha256_hex(e.value.expose().as_bytes())))
+            .collect();
+        return Ok((Done::DryRun { keys }, Vec::new(), None));
+    }
+    let env_path = &tenant.options.env_path;
+    let path = root.join(env_path);
+    let check = |back: &[u8]| envfile::round_trips(format, back, &entries);
+    let done = match safe_write::write(root, env_path, &bytes, tenant.options.owner, &check)? {
+        Outcome::Written => Done::Written { path, keys: keys.clone() },
+        Outcome::Unchanged => Done::Unchanged { path, keys: keys.clone() },
+    };
+    Ok((done, keys, Some(hash)))
+}
+
+/// Step 3: the root to write under, and the JID if the kernel knows the jail.
+pub(crate) fn check_root(
+    settings: &Settings,
+    tenant: &Tenant,
+    request: &Request,
+) -> Result<(PathBuf, Option<i32>)> {
+    let refused = |problem: String| Error::refused(&tenant.name, problem);
+    let registered = validate_root(&tenant.root, &settings.jail_root_base)
+        .map_err(|e| refused(format!("registered root: {e}")))?;
+    if registered != tenant.root {
+        return Err(refused(format!("registered root {} is not normalized", tenant.root.display())));
+    }
+    if let Some(given) = &request.given_path {
+        let given = normalize_dir(given);
+        if given != registered {
+            return Err(refused(format!(
+                "the jail's path {} differs from the registered root {}",
+                clean(&given.to_string_lossy()),
+                registered.display()
+            )));
+        }
+    }
+    let running = match &request.running {
+        Some(running) => Some(running.clone()),
+        None => jail::by_name(&tenant.name)?,
+    };
+    let jid = match running {
+        Some(running) => {
+            if normalize_dir(&running.path) != registered {
+                return Err(refused(format!(
+                    "the kernel's path for jail {} (JID {}) is {}, not the registered root {}",
+                    tenant.name,
+                    running.jid,
+                    clean(&running.path.to_string_lossy()),
+                    registered.display()
+                )));
+            }
+            Some(running.jid)
+        }
+        None => None,
+    };
+    // Reachable, and no symlink on the way (host side included).
+    safe_write::open_dir_nofollow(&registered)?;
+    Ok((registered, jid))
+}
+
+/// `Some(path)` when the last successful provision is recent and the file still matches it.
+fn fresh(settings: &Settings, store: &Store, tenant: &Tenant, root: &Path) -> Option<PathBuf> {
+    if settings.fresh_for.is_zero() {
+        return None;
+    }
+    let last = store.last_log(&tenant.name, Some(&FRESH_OUTCOMES)).ok()??;
+    let age = now_unix().checked_sub(last.at_unix)?;
+    if u64::try_from(age).ok()? >= settings.fresh_for.as_secs() {
+        return None;
+    }
+    let current = safe_write::read(root, &tenant.options.env_path).ok()??;
+    (Some(envfile::sha256_hex(&current)) == last.content_hash).then(|| root.join(&tenant.options.env_path))
+}
+
+pub fn now_unix() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+}
+
+/// Who a log row is about.
+struct Attempt<'a> {
+    tenant: &'a Tenant,
+    jail: &'a str,
+    jid: Option<i32>,
+    started: Instant,
+    opts: Options,
+}
+
+/// What a run learned for the log row besides the outcome.
+#[derive(Default)]
+struct Facts {
+    keys: Vec<String>,
+    hash: Option<String>,
+    calls: u32,
+}
+
+/// Step 7: the provision-log row, the status, and one line for people and syslog.
+fn record(
+    ctx: &Ctx<'_>,
+    store: &mut Store,
+    attempt: &Attempt<'_>,
+    result: std::result::Result<&Done, &Arc<Error>>,
+    facts: &Facts,
+) {
+    let jail = attempt.jail;
+    let (outcome, error, line) = match result {
+        Ok(Done::Written { path, keys }) => (
+            "written",
+            None,
+            format!("jail {jail}: wrote {} ({} keys: {})", path.display(), keys.len(), keys.join(", ")),
+        ),
+        Ok(Done::Unchanged { path, keys }) => {
+            ("unchanged", None, format!("jail {jail}: {} unchanged ({} keys)", path.display(), keys.len()))
+        }
+        Ok(Done::Fresh { path }) => {
+            ("fresh", None, format!("jail {jail}: {} is fresh; vault not asked", path.display()))
+        }
+        Ok(Done::DryRun { keys }) => ("dry-run", None, format!("jail {jail}: dry run, {} keys", keys.len())),
+        Ok(Done::NoTenant | Done::Unreachable { .. }) => return,
+        Err(e) => ("failed", Some(e.to_string()), format!("jail {jail}: {e}")),
+    };
+    if error.is_some() {
+        ctx.log.error(&line);
+    } else {
+        ctx.log.notice(&line);
+    }
+    let row = LogRow {
+        at_unix: now_unix(),
+        tenant: attempt.tenant.name.clone(),
+        jail: jail.to_owned(),
+        jid: attempt.jid.map(i64::from),
+        trigger: attempt.opts.trigger.as_str().to_owned(),
+        keys: facts.keys.clone(),
+        content_hash: facts.hash.clone(),
+        outcome: outcome.to_owned(),
+        duration_ms: u64::try_from(attempt.started.elapsed().as_millis()).unwrap_or(u64::MAX),
+        bw_calls: facts.calls,
+        error: error.map(|e| crate::sanitize::sanitize(&e, 1024)),
+    };
+    if let Err(e) = store.record(&row) {
+        ctx.log.error(&format!("jail {jail}: could not record the outcome: {e}"));
+    }
+}
