@@ -257,11 +257,15 @@ fn materialize(
     fetched: &Fetched,
     dry_run: bool,
 ) -> Result<(Done, Vec<String>, Option<String>)> {
-    let Some(items) = fetched.get(&tenant.collection) else {
-        return Err(Error::UnknownCollection {
-            tenant: tenant.name.clone(),
-            collection: tenant.collection.clone(),
-        });
+    let items = match fetched.get(&tenant.collection) {
+        None => {
+            return Err(Error::UnknownCollection {
+                tenant: tenant.name.clone(),
+                collection: tenant.collection.clone(),
+            });
+        }
+        Some(Err(problem)) => return Err(Error::bad_data(&tenant.name, problem.clone())),
+        Some(Ok(items)) => items,
     };
     let entries: Entries = envfile::entries_from_items(&tenant.name, items, &mut |w| {
         ctx.log.warn(&format!("tenant {}: {w}", tenant.name));

@@ -36,7 +36,7 @@ impl Session for DirSession {
                     content: ItemContent::Entry { name: a.key, value: a.value },
                 })
                 .collect();
-            fetched.insert(collection.clone(), items);
+            fetched.insert(collection.clone(), Ok(items));
         }
         Ok(fetched)
     }

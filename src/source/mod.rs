@@ -15,12 +15,14 @@ use crate::logging::Log;
 use crate::secret::Secret;
 
 /// One item of a collection, as the source found it.
+#[derive(Clone)]
 pub struct Item {
     /// Names the item in messages: never its value.
     pub label: String,
     pub content: ItemContent,
 }
 
+#[derive(Clone)]
 pub enum ItemContent {
     /// One variable: a Login item (name = `login.password`) or a `KEY=VALUE` line of a file.
     Entry { name: String, value: Secret },
@@ -30,8 +32,9 @@ pub enum ItemContent {
     Skip(String),
 }
 
-/// Items per collection name. A requested collection missing from the map does not exist.
-pub type Fetched = BTreeMap<String, Vec<Item>>;
+/// Items per collection name. A requested collection missing from the map does not exist; an
+/// `Err` says why that one collection cannot be used (e.g. its name matches two collections).
+pub type Fetched = BTreeMap<String, std::result::Result<Vec<Item>, String>>;
 
 pub trait Session {
     /// The items of each of `collections` (by name), in one round.
@@ -45,7 +48,7 @@ pub trait Session {
 }
 
 /// Opens a session with the configured source.
-pub fn open(settings: &Settings, log: &Log) -> Result<Box<dyn Session>> {
+pub fn open<'a>(settings: &Settings, log: &'a Log) -> Result<Box<dyn Session + 'a>> {
     match settings.source {
         SourceKind::Dir => Ok(Box::new(dir::DirSession::new(settings.secrets_dir.clone()))),
         SourceKind::Bw => crate::bw::open(settings, log),

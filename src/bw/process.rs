@@ -1,0 +1,213 @@
+//! Running one `bw` call: a from-scratch environment, a deadline, no deadlock, no leftovers.
+//!
+//! bw has no timeout of its own (it waited 400 s for a silent server), so every call has one;
+//! on expiry, or when colibri-vault receives SIGTERM/SIGINT/SIGHUP, the child's whole process
+//! group is killed (bw is a Node program and may have helpers). stdout and stderr are drained
+//! on threads so a chatty child cannot block on a full pipe. stdout may hold secrets (the
+//! session key, decrypted items) and is kept in zeroizing memory; it never reaches an error.
+//! stdin is /dev/null, so bw can never wait for a prompt answer.
+
+use std::ffi::OsString;
+use std::io::Read;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use zeroize::Zeroizing;
+
+/// Most of a child's stderr kept (the rest is read and dropped).
+const STDERR_CAP: usize = 64 * 1024;
+/// Most of a child's stdout kept: a large vault listing fits many times over.
+const STDOUT_CAP: usize = 256 * 1024 * 1024;
+
+pub struct Output {
+    pub status: ExitStatus,
+    pub stdout: Zeroizing<Vec<u8>>,
+    pub stderr: Vec<u8>,
+}
+
+#[derive(Debug)]
+pub enum RunError {
+    /// The program could not be started ("could not start", kept apart from a failed run).
+    Start(std::io::Error),
+    /// It ran past the deadline and was killed.
+    Timeout,
+    /// colibri-vault received this signal; the child was killed.
+    Interrupted(i32),
+}
+
+/// One call: program, arguments, the complete environment, the deadline.
+pub struct Call<'a> {
+    pub program: &'a Path,
+    pub args: &'a [&'a str],
+    pub env: &'a [(&'a str, OsString)],
+    pub timeout: Duration,
+    /// Whether a received signal aborts this call. Cleanup calls (logout) are not aborted.
+    pub interruptible: bool,
+}
+
+pub fn run(call: &Call<'_>) -> Result<Output, RunError> {
+    let mut command = Command::new(call.program);
+    command
+        .args(call.args)
+        .env_clear()
+        .envs(call.env.iter().map(|(k, v)| (k, v)))
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        // Its own process group, so a kill reaches every helper it started.
+        .process_group(0);
+    let mut child = command.spawn().map_err(RunError::Start)?;
+    let stdout = child.stdout.take().map(|out| drain(out, STDOUT_CAP));
+    let stderr = child.stderr.take().map(|err| drain(err, STDERR_CAP));
+    let waited = wait(&mut child, call);
+    let stdout = stdout.and_then(|t| t.join().ok()).unwrap_or_default();
+    let stderr = stderr.and_then(|t| t.join().ok()).unwrap_or_default();
+    let status = waited?;
+    Ok(Output { status, stdout, stderr: stderr.to_vec() })
+}
+
+fn wait(child: &mut Child, call: &Call<'_>) -> Result<ExitStatus, RunError> {
+    let deadline = Instant::now() + call.timeout;
+    loop {
+        match child.try_wait() {
+            Ok(Some(status)) => return Ok(status),
+            Ok(None) => {}
+            Err(e) => {
+                kill_group(child);
+                return Err(RunError::Start(e));
+            }
+        }
+        if call.interruptible
+            && let Some(signal) = crate::signals::received()
+        {
+            kill_group(child);
+            return Err(RunError::Interrupted(signal));
+        }
+        if Instant::now() >= deadline {
+            kill_group(child);
+            return Err(RunError::Timeout);
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+fn kill_group(child: &mut Child) {
+    if let Ok(pid) = i32::try_from(child.id()) {
+        // The group id is the child's pid (process_group(0)).
+        let _ = nix::sys::signal::killpg(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL);
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+fn drain<R: Read + Send + 'static>(mut reader: R, cap: usize) -> JoinHandle<Zeroizing<Vec<u8>>> {
+    std::thread::spawn(move || {
+        let mut kept = Zeroizing::new(Vec::new());
+        let mut buf = Zeroizing::new([0u8; 8192]);
+        loop {
+            match reader.read(&mut buf[..]) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => {
+                    let room = cap.saturating_sub(kept.len());
+                    kept.extend_from_slice(&buf[..n.min(room)]);
+                }
+            }
+        }
+        kept
+    })
+}
+
+/// Finds `bw`: a path with a `/` is used as is, a bare name is looked up on `path_list` only.
+pub fn find_program(name: &Path, path_list: &str) -> Option<PathBuf> {
+    if name.as_os_str().is_empty() {
+        return None;
+    }
+    if name.components().count() > 1 || name.is_absolute() {
+        return Some(name.to_owned());
+    }
+    path_list.split(':').map(|dir| Path::new(dir).join(name)).find(|candidate| is_executable(candidate))
+}
+
+fn is_executable(path: &Path) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(path).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sh(script: &str, timeout: Duration) -> Result<Output, RunError> {
+        let env = [("PATH", OsString::from("/usr/bin:/bin")), ("ONLY", OsString::from("this"))];
+        run(&Call {
+            program: Path::new("/bin/sh"),
+            args: &["-c", script],
+            env: &env,
+            timeout,
+            interruptible: true,
+        })
+    }
+
+    #[test]
+    fn captures_both_streams_and_the_status() {
+        let out = sh("printf out; printf err >&2; exit 3", Duration::from_secs(10)).unwrap();
+        assert_eq!(out.stdout.as_slice(), b"out");
+        assert_eq!(out.stderr, b"err");
+        assert_eq!(out.status.code(), Some(3));
+    }
+
+    #[test]
+    fn the_environment_is_only_what_we_pass() {
+        let out = sh("env | sort", Duration::from_secs(10)).unwrap();
+        let text = String::from_utf8(out.stdout.to_vec()).unwrap();
+        let names: Vec<&str> = text
+            .lines()
+            .filter_map(|l| l.split('=').next())
+            .filter(|n| *n != "PWD" && *n != "SHLVL" && *n != "_")
+            .collect();
+        assert_eq!(names, ["ONLY", "PATH"]);
+    }
+
+    #[test]
+    fn a_chatty_child_does_not_deadlock() {
+        let out =
+            sh("head -c 3000000 /dev/zero; head -c 3000000 /dev/zero >&2", Duration::from_secs(30)).unwrap();
+        assert_eq!(out.stdout.len(), 3_000_000);
+        assert_eq!(out.stderr.len(), STDERR_CAP);
+    }
+
+    #[test]
+    fn a_hung_child_and_its_group_are_killed_at_the_deadline() {
+        let dir = tempfile::tempdir().unwrap();
+        let marker = dir.path().join("grandchild-alive");
+        let script = format!("(sleep 2; touch {}) & sleep 30", marker.display());
+        let started = Instant::now();
+        let e = sh(&script, Duration::from_millis(300)).err().unwrap();
+        assert!(matches!(e, RunError::Timeout));
+        assert!(started.elapsed() < Duration::from_secs(10));
+        std::thread::sleep(Duration::from_millis(2500));
+        assert!(!marker.exists(), "the grandchild was killed with the group");
+    }
+
+    #[test]
+    fn a_missing_program_is_a_start_error() {
+        let e = run(&Call {
+            program: Path::new("/nonexistent/bw"),
+            args: &[],
+            env: &[],
+            timeout: Duration::from_secs(1),
+            interruptible: true,
+        });
+        assert!(matches!(e, Err(RunError::Start(_))));
+    }
+
+    #[test]
+    fn bw_is_found_on_the_fixed_path_only() {
+        assert_eq!(find_program(Path::new("sh"), "/nonexistent:/bin").unwrap(), Path::new("/bin/sh"));
+        assert!(find_program(Path::new("sh"), "/nonexistent").is_none());
+        assert_eq!(find_program(Path::new("/opt/bw"), "").unwrap(), Path::new("/opt/bw"));
+    }
+}
