@@ -72,7 +72,9 @@ fn execute(cli: &Cli, log: &Log) -> Result<u8> {
     }?;
     // A signal that arrived during a phase that does not poll for it still ends the run
     // with the conventional status, after everything was cleaned up.
-    if let Some(signal) = signals::received() {
+    if code == exit::OK
+        && let Some(signal) = signals::received()
+    {
         return Err(Error::Interrupted(signal));
     }
     Ok(code)

@@ -269,8 +269,10 @@ impl BwSession<'_> {
     }
 
     /// Logs out (falling back to `lock`). Runs even after a signal: it is the cleanup.
+    /// Tried once per run: if it fails, the session marker stays and the next run logs out first.
     fn end(&mut self) -> Result<()> {
         self.session_key = None;
+        self.maybe_logged_in = false;
         match self.bw("logout", &["logout"], Needs::Nothing, false) {
             Ok(_) => {}
             Err(Error::Vault { message, .. }) if message.contains("You are not logged in") => {}
@@ -287,7 +289,6 @@ impl BwSession<'_> {
                 });
             }
         }
-        self.maybe_logged_in = false;
         self.mark_session(false)
     }
 

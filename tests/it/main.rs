@@ -1,4 +1,10 @@
 //! The one integration-test binary: every behaviour is checked through the built `colibri-vault`.
 
+mod core;
+mod fake_bw_fidelity;
+mod formats;
+mod hostile;
+mod operator;
 mod packaging;
 mod support;
+mod vault;
