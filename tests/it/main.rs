@@ -6,5 +6,6 @@ mod formats;
 mod hostile;
 mod operator;
 mod packaging;
+mod real_bw;
 mod support;
 mod vault;
