@@ -3,6 +3,7 @@
 //! missing credentials. Each bw call costs about a second, so the scenarios are few; the full
 //! cycle against a protocol-faithful server is the server tier's job.
 
+use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 
 use crate::support::host::Host;
@@ -39,7 +40,6 @@ fn unreachable_server_is_69_with_bws_message_and_nothing_stays_logged_in() {
     assert!(!out.all_output().contains("Could not find data file"), "bw's fresh-dir notice is noise");
     assert_logged_out(&host);
     // The app-data dir was created fresh, private, by colibri-vault.
-    use std::os::unix::fs::MetadataExt;
     assert_eq!(std::fs::metadata(host.state_dir.join("bw")).unwrap().mode() & 0o777, 0o700);
     // A hook with the default policy lets the jail start and says why.
     host.run(&["hook", "start", "web"]).expect(0).stderr_has("ECONNREFUSED").stderr_has("policy continue");
