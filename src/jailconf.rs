@@ -156,9 +156,7 @@ pub enum JailConfError {
     #[error("line {line}: `}}` closes a block that was never opened (unbalanced braces)")]
     UnbalancedClose { line: usize },
 
-    #[error(
-        "line {line}: the block of jail {jail:?} opened here is never closed (unbalanced braces)"
-    )]
+    #[error("line {line}: the block of jail {jail:?} opened here is never closed (unbalanced braces)")]
     UnclosedBlock { jail: String, line: usize },
 
     #[error("line {line}: a block inside a block; jail.conf has no nested blocks")]
@@ -205,22 +203,14 @@ pub enum JailConfError {
     ShellInvoke { path: PathBuf, source: io::Error },
 
     #[error("/bin/sh could not read {path} ({status}): {stderr}")]
-    ShellStatus {
-        path: PathBuf,
-        status: String,
-        stderr: String,
-    },
+    ShellStatus { path: PathBuf, status: String, stderr: String },
 
     #[error("{path} sets bastille_jailsdir to {value:?}, which is not an absolute path")]
     RelativeJailsdir { path: PathBuf, value: String },
 }
 
 fn join_lines(lines: &[usize]) -> String {
-    lines
-        .iter()
-        .map(ToString::to_string)
-        .collect::<Vec<_>>()
-        .join(", ")
+    lines.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")
 }
 
 /// The statement [`enable`] writes for `hook`, without indentation or newline.
@@ -236,10 +226,7 @@ fn statement(hook: Hook, sbin: &str) -> String {
 /// The double-quoted value of our line: double quotes keep `$name` and `${path}` expanding (in
 /// single quotes jail(8) would pass them literally), so the line survives `bastille rename`.
 fn hook_value(hook: Hook, sbin: &str) -> String {
-    format!(
-        "\"{sbin}/colibri-vault hook {} $name ${{path}}\"",
-        hook.verb()
-    )
+    format!("\"{sbin}/colibri-vault hook {} $name ${{path}}\"", hook.verb())
 }
 
 /// Make the hook lines in `jail`'s block exactly: the start hook at `stage`, plus the stop hook
@@ -294,11 +281,8 @@ pub fn enable(
 pub fn disable(text: &str, jail: &str) -> Result<Edit, JailConfError> {
     let conf = parse(text)?;
     let block = conf.block(jail)?;
-    let removals: Vec<(usize, usize)> = block
-        .ours(text, &conf.toks)
-        .iter()
-        .map(|o| statement_lines(text, o.start, o.end))
-        .collect();
+    let removals: Vec<(usize, usize)> =
+        block.ours(text, &conf.toks).iter().map(|o| statement_lines(text, o.start, o.end)).collect();
     let notes = block.foreign_notes(text, &conf.toks);
     Ok(finish(text, &removals, None, notes))
 }
@@ -310,17 +294,9 @@ pub fn inspect(text: &str, jail: &str) -> Result<Inspection, JailConfError> {
     let hooks = block
         .ours(text, &conf.toks)
         .into_iter()
-        .map(|o| HookLine {
-            hook: o.hook,
-            sbin: o.sbin,
-            line: o.line,
-            effective: o.effective,
-        })
+        .map(|o| HookLine { hook: o.hook, sbin: o.sbin, line: o.line, effective: o.effective })
         .collect();
-    Ok(Inspection {
-        hooks,
-        notes: block.foreign_notes(text, &conf.toks),
-    })
+    Ok(Inspection { hooks, notes: block.foreign_notes(text, &conf.toks) })
 }
 
 /// `<jailsdir>/<jail>/jail.conf`, after checking that `jail` is a plain name (it becomes a path
@@ -330,13 +306,9 @@ pub fn jail_conf_path(jailsdir: &Path, jail: &str) -> Result<PathBuf, JailConfEr
         && jail.len() <= 255
         && !jail.starts_with(['.', '-'])
         && !jail.contains("..")
-        && jail
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'));
+        && jail.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'));
     if !plain {
-        return Err(JailConfError::InvalidJailName {
-            name: jail.to_owned(),
-        });
+        return Err(JailConfError::InvalidJailName { name: jail.to_owned() });
     }
     Ok(jailsdir.join(jail).join("jail.conf"))
 }
@@ -352,25 +324,15 @@ pub fn bastille_jailsdir(config: &Path) -> Result<PathBuf, JailConfError> {
             return Ok(PathBuf::from(DEFAULT_JAILSDIR));
         }
         Err(source) => {
-            return Err(JailConfError::ReadBastilleConfig {
-                path: config.to_owned(),
-                source,
-            });
+            return Err(JailConfError::ReadBastilleConfig { path: config.to_owned(), source });
         }
     };
     let mode = meta.permissions().mode() & 0o7777;
     if mode & 0o022 != 0 {
-        return Err(JailConfError::InsecureBastilleConfig {
-            path: config.to_owned(),
-            mode,
-        });
+        return Err(JailConfError::InsecureBastilleConfig { path: config.to_owned(), mode });
     }
     // `.` searches PATH for a name without a slash.
-    let arg = if config.is_absolute() {
-        config.to_owned()
-    } else {
-        Path::new(".").join(config)
-    };
+    let arg = if config.is_absolute() { config.to_owned() } else { Path::new(".").join(config) };
     let output = Command::new("/bin/sh")
         .arg("-c")
         .arg(r#". "$1"; printf %s "$bastille_jailsdir""#)
@@ -380,10 +342,7 @@ pub fn bastille_jailsdir(config: &Path) -> Result<PathBuf, JailConfError> {
         .env("PATH", "/bin:/usr/bin:/sbin:/usr/sbin")
         .stdin(Stdio::null())
         .output()
-        .map_err(|source| JailConfError::ShellInvoke {
-            path: config.to_owned(),
-            source,
-        })?;
+        .map_err(|source| JailConfError::ShellInvoke { path: config.to_owned(), source })?;
     if !output.status.success() {
         return Err(JailConfError::ShellStatus {
             path: config.to_owned(),
@@ -408,12 +367,8 @@ pub fn bastille_jailsdir(config: &Path) -> Result<PathBuf, JailConfError> {
 fn short_text(bytes: &[u8]) -> String {
     const MAX: usize = 300;
     let text = String::from_utf8_lossy(bytes);
-    let mut out: String = text
-        .trim()
-        .chars()
-        .map(|c| if c.is_control() { ' ' } else { c })
-        .take(MAX)
-        .collect();
+    let mut out: String =
+        text.trim().chars().map(|c| if c.is_control() { ' ' } else { c }).take(MAX).collect();
     if text.trim().chars().count() > MAX {
         out.push('…');
     }
@@ -425,13 +380,7 @@ fn short_text(bytes: &[u8]) -> String {
 
 fn check_sbin(sbin: &str) -> Result<&str, JailConfError> {
     let trimmed = sbin.trim_end_matches('/');
-    if is_sbin(trimmed) {
-        Ok(trimmed)
-    } else {
-        Err(JailConfError::InvalidSbin {
-            sbin: sbin.to_owned(),
-        })
-    }
+    if is_sbin(trimmed) { Ok(trimmed) } else { Err(JailConfError::InvalidSbin { sbin: sbin.to_owned() }) }
 }
 
 /// An absolute path we can put inside a double-quoted jail.conf string as is: no quote,
@@ -439,8 +388,7 @@ fn check_sbin(sbin: &str) -> Result<&str, JailConfError> {
 fn is_sbin(s: &str) -> bool {
     s.len() > 1
         && s.starts_with('/')
-        && s.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-' | b'/'))
+        && s.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-' | b'/'))
 }
 
 /// Applies the removals (sorted, disjoint byte ranges) and the insertion to `text`.
@@ -451,10 +399,8 @@ fn finish(
     notes: Vec<String>,
 ) -> Edit {
     // (start, end, replacement): removals are disjoint, the insertion is an empty range.
-    let mut edits: Vec<(usize, usize, String)> = removals
-        .iter()
-        .map(|&(s, e)| (s, e, String::new()))
-        .collect();
+    let mut edits: Vec<(usize, usize, String)> =
+        removals.iter().map(|&(s, e)| (s, e, String::new())).collect();
     edits.extend(insertion.map(|(pos, s)| (pos, pos, s)));
     edits.sort_unstable_by_key(|&(s, e, _)| (s, e));
     let mut out = String::with_capacity(text.len() + 200);
@@ -465,11 +411,7 @@ fn finish(
         at = end;
     }
     out.push_str(&text[at..]);
-    Edit {
-        changed: out != text,
-        text: out,
-        notes,
-    }
+    Edit { changed: out != text, text: out, notes }
 }
 
 /// The byte range to delete for a statement: its whole line(s) when nothing else shares them,
@@ -478,24 +420,13 @@ fn statement_lines(text: &str, start: usize, end: usize) -> (usize, usize) {
     let b = text.as_bytes();
     let line_start = line_start(b, start);
     let line_end = b[end..].iter().position(|&c| c == b'\n').map(|i| end + i);
-    let alone_before = b[line_start..start]
-        .iter()
-        .all(|&c| c == b' ' || c == b'\t');
-    let alone_after = b[end..line_end.unwrap_or(b.len())]
-        .iter()
-        .all(|&c| matches!(c, b' ' | b'\t' | b'\r'));
-    if alone_before && alone_after {
-        (line_start, line_end.map_or(b.len(), |i| i + 1))
-    } else {
-        (start, end)
-    }
+    let alone_before = b[line_start..start].iter().all(|&c| c == b' ' || c == b'\t');
+    let alone_after = b[end..line_end.unwrap_or(b.len())].iter().all(|&c| matches!(c, b' ' | b'\t' | b'\r'));
+    if alone_before && alone_after { (line_start, line_end.map_or(b.len(), |i| i + 1)) } else { (start, end) }
 }
 
 fn line_start(b: &[u8], pos: usize) -> usize {
-    b[..pos]
-        .iter()
-        .rposition(|&c| c == b'\n')
-        .map_or(0, |i| i + 1)
+    b[..pos].iter().rposition(|&c| c == b'\n').map_or(0, |i| i + 1)
 }
 
 fn only_blanks(b: &[u8]) -> bool {
@@ -603,10 +534,8 @@ fn lex(text: &str) -> Result<Vec<Tok>, JailConfError> {
                 Kind::Var
             }
             b'$' if next == Some(b'{') => {
-                i = braced_var_end(b, i, &mut line).ok_or(JailConfError::Unterminated {
-                    what: "variable",
-                    line: start_line,
-                })?;
+                i = braced_var_end(b, i, &mut line)
+                    .ok_or(JailConfError::Unterminated { what: "variable", line: start_line })?;
                 Kind::Var
             }
             b'\\' if next.is_some() => {
@@ -633,13 +562,7 @@ fn lex(text: &str) -> Result<Vec<Tok>, JailConfError> {
             }
         };
         let piece = kind.is_piece();
-        toks.push(Tok {
-            kind,
-            start,
-            end: i,
-            line: start_line,
-            glued: piece && after_piece,
-        });
+        toks.push(Tok { kind, start, end: i, line: start_line, glued: piece && after_piece });
         after_piece = piece;
     }
     Ok(toks)
@@ -658,10 +581,7 @@ fn skip_blank(b: &[u8], i: usize, line: &mut usize) -> Result<Option<usize>, Jai
         b'/' if next == Some(b'/') => end_of_line(b, i),
         b'/' if next == Some(b'*') => {
             let Some(close) = find(b, i + 2, b"*/") else {
-                return Err(JailConfError::Unterminated {
-                    what: "comment",
-                    line: *line,
-                });
+                return Err(JailConfError::Unterminated { what: "comment", line: *line });
             };
             *line += count_newlines(&b[i..close]);
             close + 2
@@ -672,17 +592,11 @@ fn skip_blank(b: &[u8], i: usize, line: &mut usize) -> Result<Option<usize>, Jai
 }
 
 fn end_of_line(b: &[u8], from: usize) -> usize {
-    b[from..]
-        .iter()
-        .position(|&c| c == b'\n')
-        .map_or(b.len(), |i| from + i)
+    b[from..].iter().position(|&c| c == b'\n').map_or(b.len(), |i| from + i)
 }
 
 fn find(b: &[u8], from: usize, needle: &[u8]) -> Option<usize> {
-    b.get(from..)?
-        .windows(needle.len())
-        .position(|w| w == needle)
-        .map(|i| from + i)
+    b.get(from..)?.windows(needle.len()).position(|w| w == needle).map(|i| from + i)
 }
 
 fn count_newlines(b: &[u8]) -> usize {
@@ -709,10 +623,7 @@ fn quoted_end(b: &[u8], start: usize, line: &mut usize) -> Result<usize, JailCon
             _ => i += 1,
         }
     }
-    Err(JailConfError::Unterminated {
-        what: "string",
-        line: start_line,
-    })
+    Err(JailConfError::Unterminated { what: "string", line: start_line })
 }
 
 /// The end of `${…}` starting at `start`: no newline or brace inside, backslash escapes allowed.
@@ -784,10 +695,7 @@ fn has_variable(inner: &[u8]) -> bool {
     while i < inner.len() {
         match inner[i] {
             b'\\' => i += 2,
-            b'$' if inner
-                .get(i + 1)
-                .is_some_and(|&n| n.is_ascii_alphabetic() || n == b'_' || n == b'{') =>
-            {
+            b'$' if inner.get(i + 1).is_some_and(|&n| n.is_ascii_alphabetic() || n == b'_' || n == b'{') => {
                 return true;
             }
             _ => i += 1,
@@ -944,12 +852,7 @@ fn parse_block(text: &str, toks: &[Tok], at: usize) -> Result<(Block, usize), Ja
         match t.kind {
             Kind::Semi => p += 1,
             Kind::Close => {
-                let block = Block {
-                    name,
-                    line: name_tok.line,
-                    close: p,
-                    params,
-                };
+                let block = Block { name, line: name_tok.line, close: p, params };
                 return Ok((block, p + 1));
             }
             Kind::Open => return Err(JailConfError::NestedBlock { line: t.line }),
@@ -964,10 +867,7 @@ fn parse_block(text: &str, toks: &[Tok], at: usize) -> Result<(Block, usize), Ja
             other => {
                 return Err(JailConfError::Syntax {
                     line: t.line,
-                    problem: format!(
-                        "unexpected {} where a parameter name belongs",
-                        other.describe()
-                    ),
+                    problem: format!("unexpected {} where a parameter name belongs", other.describe()),
                 });
             }
         }
@@ -982,10 +882,7 @@ fn parse_param(text: &str, toks: &[Tok], at: usize) -> Result<(Param, usize), Ja
     let syntax = |line: usize, problem: String| JailConfError::Syntax { line, problem };
     let mut p = at + 1;
     if toks.get(p).is_some_and(|t| t.glued) {
-        return Err(syntax(
-            name_tok.line,
-            format!("parameter name {} runs into the next word", shown()),
-        ));
+        return Err(syntax(name_tok.line, format!("parameter name {} runs into the next word", shown())));
     }
     let op = match toks.get(p).map(|t| t.kind) {
         Some(Kind::PlusEq) => {
@@ -1005,19 +902,12 @@ fn parse_param(text: &str, toks: &[Tok], at: usize) -> Result<(Param, usize), Ja
             match toks.get(p) {
                 Some(t) if t.kind.is_piece() => {}
                 Some(t) if t.kind == Kind::Close => {
-                    return Err(JailConfError::MissingSemicolon {
-                        param: shown(),
-                        line: name_tok.line,
-                    });
+                    return Err(JailConfError::MissingSemicolon { param: shown(), line: name_tok.line });
                 }
                 Some(t) => {
                     return Err(syntax(
                         t.line,
-                        format!(
-                            "expected a value for {}, found {}",
-                            shown(),
-                            t.kind.describe()
-                        ),
+                        format!("expected a value for {}, found {}", shown(), t.kind.describe()),
                     ));
                 }
                 None => {
@@ -1037,10 +927,7 @@ fn parse_param(text: &str, toks: &[Tok], at: usize) -> Result<(Param, usize), Ja
                 Some(Kind::Comma) => p += 1,
                 Some(Kind::Semi) => break,
                 Some(Kind::Close) | None => {
-                    return Err(JailConfError::MissingSemicolon {
-                        param: shown(),
-                        line: name_tok.line,
-                    });
+                    return Err(JailConfError::MissingSemicolon { param: shown(), line: name_tok.line });
                 }
                 Some(other) => {
                     return Err(syntax(
@@ -1052,28 +939,15 @@ fn parse_param(text: &str, toks: &[Tok], at: usize) -> Result<(Param, usize), Ja
         }
     }
     let semi = toks[p];
-    let param = Param {
-        name,
-        op,
-        values,
-        start: name_tok.start,
-        end: semi.end,
-        line: name_tok.line,
-    };
+    let param = Param { name, op, values, start: name_tok.start, end: semi.end, line: name_tok.line };
     Ok((param, p + 1))
 }
 
 impl Conf {
     fn block(&self, jail: &str) -> Result<&Block, JailConfError> {
-        let found: Vec<&Block> = self
-            .blocks
-            .iter()
-            .filter(|b| b.name.as_deref() == Some(jail))
-            .collect();
+        let found: Vec<&Block> = self.blocks.iter().filter(|b| b.name.as_deref() == Some(jail)).collect();
         match found.as_slice() {
-            [] => Err(JailConfError::NoBlock {
-                jail: jail.to_owned(),
-            }),
+            [] => Err(JailConfError::NoBlock { jail: jail.to_owned() }),
             [one] => Ok(one),
             several => Err(JailConfError::SeveralBlocks {
                 jail: jail.to_owned(),
@@ -1095,14 +969,7 @@ impl Block {
                 let effective = !self.params[i + 1..]
                     .iter()
                     .any(|later| later.name == param.name && later.op == Op::Plain);
-                Some(Ours {
-                    hook,
-                    sbin,
-                    start: param.start,
-                    end: param.end,
-                    line: param.line,
-                    effective,
-                })
+                Some(Ours { hook, sbin, start: param.start, end: param.end, line: param.line, effective })
             })
             .collect()
     }
@@ -1148,11 +1015,7 @@ impl Block {
         }
         let close = toks[self.close].start;
         let ls = line_start(b, close);
-        if only_blanks(&b[ls..close]) {
-            (ls, lines)
-        } else {
-            (close, format!("{nl}{lines}"))
-        }
+        if only_blanks(&b[ls..close]) { (ls, lines) } else { (close, format!("{nl}{lines}")) }
     }
 }
 
@@ -1194,20 +1057,14 @@ mod tests {
     const TEMPLATE: &str = include_str!("../tests/fixtures/jailconf/template.conf");
 
     /// (fixture, jail name) for every Bastille-made fixture.
-    const FIXTURES: [(&str, &str); 5] = [
-        (STANDARD, "web"),
-        (VNET, "db"),
-        (ZFS, "files"),
-        (OCI, "app"),
-        (TEMPLATE, "shop"),
-    ];
+    const FIXTURES: [(&str, &str); 5] =
+        [(STANDARD, "web"), (VNET, "db"), (ZFS, "files"), (OCI, "app"), (TEMPLATE, "shop")];
 
     const START_CREATED: &str =
         r#"  exec.created += "/usr/local/sbin/colibri-vault hook start $name ${path}";"#;
     const START_POSTSTART: &str =
         r#"  exec.poststart += "/usr/local/sbin/colibri-vault hook start $name ${path}";"#;
-    const STOP: &str =
-        r#"  exec.poststop += "/usr/local/sbin/colibri-vault hook stop $name ${path}";"#;
+    const STOP: &str = r#"  exec.poststop += "/usr/local/sbin/colibri-vault hook stop $name ${path}";"#;
 
     /// `text` with `lines` inserted before its final line, `}` (Bastille's layout).
     fn with_lines_before_close(text: &str, lines: &[&str]) -> String {
@@ -1246,11 +1103,7 @@ mod tests {
         for (text, jail) in FIXTURES {
             let edit = enable_ok(text, jail, Stage::Created, false);
             assert!(edit.changed, "{jail}");
-            assert_eq!(
-                edit.text,
-                with_lines_before_close(text, &[START_CREATED]),
-                "{jail}"
-            );
+            assert_eq!(edit.text, with_lines_before_close(text, &[START_CREATED]), "{jail}");
         }
     }
 
@@ -1267,20 +1120,14 @@ mod tests {
     #[test]
     fn enable_poststart_keeps_the_oci_jails_own_poststart() {
         let edit = enable_ok(OCI, "app", Stage::Poststart, true);
-        assert_eq!(
-            edit.text,
-            with_lines_before_close(OCI, &[START_POSTSTART, STOP])
-        );
+        assert_eq!(edit.text, with_lines_before_close(OCI, &[START_POSTSTART, STOP]));
         assert!(edit.text.contains("  exec.poststart = 'daemon -f -o"));
     }
 
     #[test]
     fn enable_keeps_the_zfs_created_line_and_adds_ours_after_it() {
         let edit = enable_ok(ZFS, "files", Stage::Created, false);
-        let zfs = edit
-            .text
-            .find(r#"exec.created += "zfs jail files"#)
-            .unwrap();
+        let zfs = edit.text.find(r#"exec.created += "zfs jail files"#).unwrap();
         let ours = edit.text.find("colibri-vault hook start").unwrap();
         assert!(zfs < ours);
     }
@@ -1339,20 +1186,14 @@ mod tests {
     fn enable_without_stop_removes_a_stale_stop_line() {
         let with = enable_ok(STANDARD, "web", Stage::Created, true);
         let without = enable_ok(&with.text, "web", Stage::Created, false);
-        assert_eq!(
-            without.text,
-            with_lines_before_close(STANDARD, &[START_CREATED])
-        );
+        assert_eq!(without.text, with_lines_before_close(STANDARD, &[START_CREATED]));
     }
 
     #[test]
     fn a_new_sbin_replaces_the_old_line() {
         let old = enable(STANDARD, "web", Stage::Created, false, "/opt/colibri/sbin").unwrap();
         let new = enable_ok(&old.text, "web", Stage::Created, false);
-        assert_eq!(
-            new.text,
-            with_lines_before_close(STANDARD, &[START_CREATED])
-        );
+        assert_eq!(new.text, with_lines_before_close(STANDARD, &[START_CREATED]));
         let found = inspect(&old.text, "web").unwrap();
         assert_eq!(found.hooks[0].sbin, "/opt/colibri/sbin");
     }
@@ -1361,10 +1202,7 @@ mod tests {
     fn duplicates_of_our_line_collapse_to_one() {
         let doubled = with_lines_before_close(STANDARD, &[START_CREATED, START_CREATED]);
         let edit = enable_ok(&doubled, "web", Stage::Created, false);
-        assert_eq!(
-            edit.text,
-            with_lines_before_close(STANDARD, &[START_CREATED])
-        );
+        assert_eq!(edit.text, with_lines_before_close(STANDARD, &[START_CREATED]));
     }
 
     #[test]
@@ -1398,20 +1236,13 @@ mod tests {
     #[test]
     fn the_bastille_template_line_is_not_ours_but_is_noted() {
         let edit = enable_ok(TEMPLATE, "shop", Stage::Created, false);
-        assert_eq!(
-            edit.text,
-            with_lines_before_close(TEMPLATE, &[START_CREATED])
-        );
+        assert_eq!(edit.text, with_lines_before_close(TEMPLATE, &[START_CREATED]));
         assert_eq!(edit.notes.len(), 1, "{:?}", edit.notes);
         assert!(edit.notes[0].contains("exec.poststart = '/usr/local/sbin/colibri-vault"));
         // disable leaves the template's line alone.
         let disabled = disable(&edit.text, "shop").unwrap();
         assert_eq!(disabled.text, TEMPLATE);
-        assert!(
-            enable_ok(STANDARD, "web", Stage::Created, false)
-                .notes
-                .is_empty()
-        );
+        assert!(enable_ok(STANDARD, "web", Stage::Created, false).notes.is_empty());
     }
 
     #[test]
@@ -1466,10 +1297,7 @@ mod tests {
         assert_eq!(edit.text, format!("\"web\" {{\n{START_CREATED}\n}}\n"));
         let crlf = "web {\r\n  path = /j;\r\n}\r\n";
         let edit = enable_ok(crlf, "web", Stage::Created, false);
-        assert_eq!(
-            edit.text,
-            format!("web {{\r\n  path = /j;\r\n{START_CREATED}\r\n}}\r\n")
-        );
+        assert_eq!(edit.text, format!("web {{\r\n  path = /j;\r\n{START_CREATED}\r\n}}\r\n"));
         assert_eq!(disable(&edit.text, "web").unwrap().text, crlf);
     }
 
@@ -1505,35 +1333,17 @@ mod tests {
             ("web {\n}\nweb {\n}\n", "2 blocks (lines 1, 3)"),
             ("web {\n  path = /j;\n}\n}\n", "line 4: `}` closes a block"),
             ("web {\n  path = /j;\n", "line 1: the block of jail \"web\""),
-            (
-                "web {\n  inner {\n  }\n}\n",
-                "line 2: a block inside a block",
-            ),
-            (
-                "web {\n  path = /j\n}\n",
-                "line 2: parameter path has no `;`",
-            ),
+            ("web {\n  inner {\n  }\n}\n", "line 2: a block inside a block"),
+            ("web {\n  path = /j\n}\n", "line 2: parameter path has no `;`"),
             ("web {\n  path = \"/j;\n}\n", "line 2: unterminated string"),
-            (
-                "web {\n  /* path = /j;\n}\n",
-                "line 2: unterminated comment",
-            ),
+            ("web {\n  /* path = /j;\n}\n", "line 2: unterminated comment"),
             ("web {\n  path = ${x;\n}\n", "line 2: unterminated variable"),
-            (
-                "web {\n  path = \"${x\";\n}\n",
-                "line 2: unterminated variable",
-            ),
-            (
-                "web {\n  path = /j;\n  é = 1;\n}\n",
-                "line 3: unexpected character 'é'",
-            ),
+            ("web {\n  path = \"${x\";\n}\n", "line 2: unterminated variable"),
+            ("web {\n  path = /j;\n  é = 1;\n}\n", "line 3: unexpected character 'é'"),
             ("web {\n  = /j;\n}\n", "line 2: unexpected `=`"),
         ];
         for (text, message) in cases {
-            for result in [
-                enable(text, "web", Stage::Created, true, SBIN),
-                disable(text, "web"),
-            ] {
+            for result in [enable(text, "web", Stage::Created, true, SBIN), disable(text, "web")] {
                 let err = result.expect_err(text).to_string();
                 assert!(err.contains(message), "{text:?}: {err}");
             }
@@ -1542,31 +1352,17 @@ mod tests {
 
     #[test]
     fn invalid_sbin_is_refused_and_trailing_slash_trimmed() {
-        for bad in [
-            "",
-            "/",
-            "usr/local/sbin",
-            "/usr/local/s bin",
-            "/a\"b",
-            "/a$b",
-            "/a\\b",
-        ] {
+        for bad in ["", "/", "usr/local/sbin", "/usr/local/s bin", "/a\"b", "/a$b", "/a\\b"] {
             let err = enable(STANDARD, "web", Stage::Created, false, bad).unwrap_err();
             assert!(matches!(err, JailConfError::InvalidSbin { .. }), "{bad:?}");
         }
         let edit = enable(STANDARD, "web", Stage::Created, false, "/usr/local/sbin/").unwrap();
-        assert_eq!(
-            edit.text,
-            with_lines_before_close(STANDARD, &[START_CREATED])
-        );
+        assert_eq!(edit.text, with_lines_before_close(STANDARD, &[START_CREATED]));
     }
 
     #[test]
     fn hook_statement_is_the_documented_line() {
-        assert_eq!(
-            hook_statement(Hook::Start(Stage::Created), SBIN).unwrap(),
-            START_CREATED.trim_start()
-        );
+        assert_eq!(hook_statement(Hook::Start(Stage::Created), SBIN).unwrap(), START_CREATED.trim_start());
         assert_eq!(hook_statement(Hook::Stop, SBIN).unwrap(), STOP.trim_start());
     }
 
@@ -1594,9 +1390,7 @@ mod tests {
             jail_conf_path(base, "web-1.a_b").unwrap(),
             Path::new("/usr/local/bastille/jails/web-1.a_b/jail.conf")
         );
-        for bad in [
-            "", ".", "..", "a/b", "../x", ".hidden", "-x", "a..b", "a b", "é",
-        ] {
+        for bad in ["", ".", "..", "a/b", "../x", ".hidden", "-x", "a..b", "a b", "é"] {
             assert!(jail_conf_path(base, bad).is_err(), "{bad:?}");
         }
     }
@@ -1613,29 +1407,17 @@ mod tests {
         )
         .unwrap();
         fs::set_permissions(&conf, fs::Permissions::from_mode(0o644)).unwrap();
-        assert_eq!(
-            bastille_jailsdir(&conf).unwrap(),
-            Path::new("/tank/bastille/jails")
-        );
+        assert_eq!(bastille_jailsdir(&conf).unwrap(), Path::new("/tank/bastille/jails"));
 
         let missing = dir.path().join("absent.conf");
-        assert_eq!(
-            bastille_jailsdir(&missing).unwrap(),
-            Path::new(DEFAULT_JAILSDIR)
-        );
+        assert_eq!(bastille_jailsdir(&missing).unwrap(), Path::new(DEFAULT_JAILSDIR));
 
         fs::write(&conf, "bastille_prefix=/x\n").unwrap();
-        assert_eq!(
-            bastille_jailsdir(&conf).unwrap(),
-            Path::new(DEFAULT_JAILSDIR)
-        );
+        assert_eq!(bastille_jailsdir(&conf).unwrap(), Path::new(DEFAULT_JAILSDIR));
 
         fs::write(&conf, "bastille_jailsdir=relative/jails\n").unwrap();
         let err = bastille_jailsdir(&conf).unwrap_err();
-        assert!(
-            matches!(err, JailConfError::RelativeJailsdir { .. }),
-            "{err}"
-        );
+        assert!(matches!(err, JailConfError::RelativeJailsdir { .. }), "{err}");
 
         fs::write(&conf, "if then fi (\n").unwrap();
         let err = bastille_jailsdir(&conf).unwrap_err();

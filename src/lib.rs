@@ -6,12 +6,14 @@
 pub mod bw;
 pub mod cli;
 pub mod config;
+pub mod doctor;
 pub mod envfile;
 pub mod error;
 pub mod exit;
 pub mod harden;
 pub mod hook;
 pub mod jail;
+pub mod jailconf;
 pub mod kvfile;
 pub mod lock;
 pub mod logging;
@@ -68,7 +70,7 @@ fn execute(cli: &Cli, log: &Log) -> Result<u8> {
         Command::Hook(command) => hook::run(&settings, log, command),
         Command::Jail(command) => operator::jail(&settings, log, command),
         Command::Status { tenant, json } => operator::status(&settings, tenant.as_deref(), *json),
-        Command::Doctor => operator::doctor(&settings),
+        Command::Doctor => doctor::run(&settings),
     }?;
     // A signal that arrived during a phase that does not poll for it still ends the run
     // with the conventional status, after everything was cleaned up.

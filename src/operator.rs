@@ -11,6 +11,7 @@ use crate::cli::{JailCommand, ProvisionArgs, TenantCommand, TenantOptions};
 use crate::config::Settings;
 use crate::error::{Error, Result};
 use crate::exit;
+use crate::jailconf::{self, Stage};
 use crate::logging::Log;
 use crate::provision::{self, Ctx, Done, Options, Request, Trigger};
 use crate::sanitize::clean;
@@ -285,12 +286,104 @@ pub fn iso(unix: i64) -> String {
     format!("{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z", secs / 3600, secs % 3600 / 60, secs % 60)
 }
 
-pub fn jail(_settings: &Settings, _log: &Log, _command: &JailCommand) -> Result<u8> {
-    Err(Error::Config("jail enable/disable is not wired in yet (issue 4)".into()))
+/// `jail enable|disable`: edits one Bastille jail's jail.conf (text logic in `jailconf`).
+pub fn jail(settings: &Settings, log: &Log, command: &JailCommand) -> Result<u8> {
+    let (name, stage) = match command {
+        JailCommand::Enable { jail, stage } => (jail, Some(stage.parse::<Stage>().map_err(usage)?)),
+        JailCommand::Disable { jail } => (jail, None),
+    };
+    tenant::validate_name(name)?;
+    let jailsdir = jailconf::bastille_jailsdir(&settings.bastille_config).map_err(config)?;
+    let path = jailconf::jail_conf_path(&jailsdir, name).map_err(usage)?;
+    let text = std::fs::read_to_string(&path).map_err(|source| {
+        if source.kind() == std::io::ErrorKind::NotFound {
+            Error::Config(format!(
+                "{} does not exist: is {name} a Bastille jail? (Bastille's jails directory, from {}, is {})",
+                path.display(),
+                settings.bastille_config.display(),
+                jailsdir.display()
+            ))
+        } else {
+            Error::ReadFile { path: path.clone(), source }
+        }
+    })?;
+    let edit = match stage {
+        Some(stage) => {
+            let tenant = Store::open_existing(&settings.db)?.map(|s| s.get(name)).transpose()?.flatten();
+            if tenant.is_none() {
+                log.warn(&format!(
+                    "jail {name} has no tenant yet: the hooks do nothing until `colibri-vault tenant add {name} --root …`"
+                ));
+            }
+            let with_stop = tenant.is_some_and(|t| t.options.cleanup_on_stop);
+            jailconf::enable(&text, name, stage, with_stop, &sbin()?)
+        }
+        None => jailconf::disable(&text, name),
+    }
+    .map_err(|e| Error::Config(format!("{}: {e}; the file was not changed", path.display())))?;
+    for note in &edit.notes {
+        log.warn(&format!("{}: {note}", path.display()));
+    }
+    if edit.changed {
+        replace_file(&path, edit.text.as_bytes())?;
+        log.notice(&format!(
+            "{}: {} (takes effect at the next start: bastille restart {name})",
+            path.display(),
+            if stage.is_some() { "hook lines added" } else { "hook lines removed" }
+        ));
+    } else {
+        log.notice(&format!("{}: already as asked; not rewritten", path.display()));
+    }
+    Ok(exit::OK)
 }
 
-pub fn doctor(_settings: &Settings) -> Result<u8> {
-    Err(Error::Config("doctor is not implemented yet".into()))
+#[allow(clippy::needless_pass_by_value, reason = "used as map_err(usage)")]
+fn usage(e: jailconf::JailConfError) -> Error {
+    Error::Usage(e.to_string())
+}
+
+fn config(e: jailconf::JailConfError) -> Error {
+    match e {
+        jailconf::JailConfError::InsecureBastilleConfig { .. } => Error::Permission(e.to_string()),
+        e => Error::Config(e.to_string()),
+    }
+}
+
+/// The directory the hook lines should run colibri-vault from: this executable's.
+fn sbin() -> Result<String> {
+    let exe =
+        std::env::current_exe().map_err(|e| Error::Config(format!("could not find this executable: {e}")))?;
+    exe.parent()
+        .and_then(|p| p.to_str())
+        .map(str::to_owned)
+        .ok_or_else(|| Error::Config(format!("{} is not a usable path for jail.conf", exe.display())))
+}
+
+/// Replaces a host-side file atomically, keeping its mode and owner.
+fn replace_file(path: &std::path::Path, bytes: &[u8]) -> Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+    let fail = |e: std::io::Error| Error::write(path, e.to_string());
+    let meta = std::fs::metadata(path).map_err(fail)?;
+    let dir = path.parent().ok_or_else(|| Error::write(path, "no parent directory"))?;
+    let tmp = dir.join(format!(".jail.conf.colibri-tmp.{}", std::process::id()));
+    let result = (|| {
+        let mut file = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(meta.mode() & 0o7777)
+            .custom_flags(libc::O_NOFOLLOW)
+            .open(&tmp)?;
+        std::os::unix::fs::fchown(&file, Some(meta.uid()), Some(meta.gid()))?;
+        file.write_all(bytes)?;
+        file.sync_all()?;
+        std::fs::rename(&tmp, path)?;
+        std::fs::File::open(dir)?.sync_all()
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result.map_err(fail)
 }
 
 #[cfg(test)]

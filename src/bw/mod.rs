@@ -102,6 +102,11 @@ pub struct BwSession<'a> {
     log: &'a Log,
 }
 
+/// The bw executable colibri-vault would run, if there is one.
+pub fn find(configured: &Path) -> Option<PathBuf> {
+    process::find_program(configured, FIXED_PATH)
+}
+
 /// Opens a session: logs in and unlocks. On failure, whatever was started is logged out.
 pub fn open<'a>(settings: &Settings, log: &'a Log) -> Result<Box<dyn Session + 'a>> {
     let credentials = Credentials::from_settings(settings)?;

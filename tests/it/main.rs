@@ -4,6 +4,7 @@ mod core;
 mod fake_bw_fidelity;
 mod formats;
 mod hostile;
+mod jail_cmd;
 mod operator;
 mod packaging;
 mod real_bw;
