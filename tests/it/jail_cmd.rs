@@ -55,7 +55,7 @@ fn enable_twice_equals_once_and_disable_restores_every_fixture() {
         let line = format!("exec.created += \"{sbin}/colibri-vault hook start $name ${{path}}\";");
         assert_eq!(once.matches(&line).count(), 1, "{file}:\n{once}");
         // Every other byte is unchanged: removing our line gives the original back.
-        let without: String = once.lines().filter(|l| !l.contains(&line)).map(|l| format!("{l}\n")).collect();
+        let without: String = once.split_inclusive('\n').filter(|l| !l.contains(&line)).collect();
         assert_eq!(without, original, "{file}");
         // The line sits inside the jail's block, before its closing brace.
         let ours = once.find(&line).unwrap();
