@@ -197,12 +197,14 @@ fn identify(
         };
         let result = match check_root(ctx.settings, &tenant, request) {
             Ok((root, jid)) => {
-                let fresh_path =
-                    if opts.use_freshness { fresh(ctx.settings, store, &tenant, &root) } else { None };
-                if let Some(path) = fresh_path {
-                    let done = Done::Fresh { path };
+                let last = if opts.use_freshness { fresh(ctx.settings, store, &tenant, &root) } else { None };
+                if let Some(last) = last {
+                    let done = Done::Fresh { path: root.join(&tenant.options.env_path) };
                     let attempt = Attempt { tenant: &tenant, jail: &jail, jid, started, opts };
-                    record(ctx, store, &attempt, Ok(&done), &Facts::default());
+                    // The file still holds what that provision wrote: its key names and hash
+                    // belong in this row too (`status` shows the last row's key count).
+                    let facts = Facts { keys: last.keys, hash: last.content_hash, calls: 0 };
+                    record(ctx, store, &attempt, Ok(&done), &facts);
                     Ok(done)
                 } else {
                     pending.push(Pending { index, tenant: tenant.clone(), root, jid, started });
@@ -275,11 +277,12 @@ fn materialize(
     let bytes = envfile::render(format, &entries)?;
     let hash = envfile::sha256_hex(&bytes);
     if dry_run {
-        let keys = entries
+        let hashes = entries
             .values()
             .map(|e| (e.name.clone(), envfile::sha256_hex(e.value.expose().as_bytes())))
             .collect();
-        return Ok((Done::DryRun { keys }, Vec::new(), None));
+        // Key names are logged (never values); no content hash: nothing was written.
+        return Ok((Done::DryRun { keys: hashes }, keys, None));
     }
     let env_path = &tenant.options.env_path;
     let path = root.join(env_path);
@@ -337,8 +340,8 @@ pub(crate) fn check_root(
     Ok((registered, jid))
 }
 
-/// `Some(path)` when the last successful provision is recent and the file still matches it.
-fn fresh(settings: &Settings, store: &Store, tenant: &Tenant, root: &Path) -> Option<PathBuf> {
+/// The last successful provision's log row when it is recent and the file still matches it.
+fn fresh(settings: &Settings, store: &Store, tenant: &Tenant, root: &Path) -> Option<LogRow> {
     if settings.fresh_for.is_zero() {
         return None;
     }
@@ -348,7 +351,7 @@ fn fresh(settings: &Settings, store: &Store, tenant: &Tenant, root: &Path) -> Op
         return None;
     }
     let current = safe_write::read(root, &tenant.options.env_path).ok()??;
-    (Some(envfile::sha256_hex(&current)) == last.content_hash).then(|| root.join(&tenant.options.env_path))
+    (Some(envfile::sha256_hex(&current)) == last.content_hash).then_some(last)
 }
 
 pub fn now_unix() -> i64 {
@@ -417,5 +420,71 @@ fn record(
     };
     if let Err(e) = store.record(&row) {
         ctx.log.error(&format!("jail {jail}: could not record the outcome: {e}"));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Flags;
+    use crate::tenant::Owner;
+    use std::os::unix::fs::PermissionsExt;
+
+    #[test]
+    fn fresh_and_dry_run_rows_keep_the_key_names() {
+        let d = tempfile::tempdir().unwrap();
+        let base = d.path().join("jails");
+        let root = base.join("web/root");
+        std::fs::create_dir_all(&root).unwrap();
+        let secrets = d.path().join("secrets");
+        std::fs::create_dir(&secrets).unwrap();
+        std::fs::write(secrets.join("web.env"), "B=2\nA=1\n").unwrap();
+        std::fs::set_permissions(secrets.join("web.env"), std::fs::Permissions::from_mode(0o600)).unwrap();
+        let flags = Flags {
+            provider_env: Some(d.path().join("absent.env")),
+            db: Some(d.path().join("db.sqlite")),
+            jail_root_base: Some(base),
+            run_dir: Some(d.path().join("run")),
+            state_dir: Some(d.path().join("state")),
+            source: Some("dir".into()),
+            secrets_dir: Some(secrets),
+            ..Flags::default()
+        };
+        let settings = Settings::resolve(&flags, &|_| None).unwrap();
+        let mut store = Store::open_or_create(&settings.db).unwrap();
+        let mut tenant = Tenant {
+            name: "web".into(),
+            root: root.clone(),
+            collection: "web".into(),
+            status: "provisioned".into(),
+            created_at: None,
+            updated_at: None,
+            options: crate::tenant::Options::default(),
+        };
+        let (uid, gid) = (nix::unistd::geteuid().as_raw(), nix::unistd::getegid().as_raw());
+        tenant.options.owner = Owner { uid, gid };
+        store.insert(&tenant).unwrap();
+        let log = Log::quiet();
+        let ctx = Ctx { settings: &settings, log: &log };
+        let hook = Options { trigger: Trigger::Hook, dry_run: false, use_freshness: true };
+        let requests = [Request::named("web")];
+
+        assert!(matches!(run(&ctx, &mut store, &requests, hook).reports[0].result, Ok(Done::Written { .. })));
+        let written = store.last_log("web", None).unwrap().unwrap();
+        assert!(matches!(run(&ctx, &mut store, &requests, hook).reports[0].result, Ok(Done::Fresh { .. })));
+        let fresh = store.last_log("web", None).unwrap().unwrap();
+        assert_eq!((fresh.outcome.as_str(), fresh.bw_calls), ("fresh", 0));
+        assert_eq!(fresh.keys, ["A", "B"]);
+        assert_eq!(fresh.content_hash, written.content_hash);
+
+        let dry = Options { trigger: Trigger::Manual, dry_run: true, use_freshness: false };
+        assert!(matches!(run(&ctx, &mut store, &requests, dry).reports[0].result, Ok(Done::DryRun { .. })));
+        let row = store.last_log("web", None).unwrap().unwrap();
+        assert_eq!(
+            (row.outcome.as_str(), row.keys.clone(), row.content_hash),
+            ("dry-run", vec!["A".into(), "B".into()], None)
+        );
+        // The freshness window still counts from the last fetch that wrote or checked the file.
+        assert_eq!(store.last_log("web", Some(&FRESH_OUTCOMES)).unwrap().unwrap().outcome, "written");
     }
 }

@@ -171,6 +171,11 @@ fn status_after_runs_shows_outcome_and_key_count() {
     assert_eq!(web_row["keys"], 3);
     assert_eq!(web_row["error"], Value::Null);
     assert!(web_row["last_provision"].as_str().unwrap().ends_with('Z'));
+    // The next start finds the file fresh: still 3 keys (the file has them), not 0.
+    host.run(&["hook", "start", "web", s(&root)]).expect(0).stderr_has("is fresh");
+    let rows = json(&host.run(&["status", "--json"]).expect(0).stdout);
+    let web_row = rows.as_array().unwrap().iter().find(|r| r["tenant"] == "web").unwrap();
+    assert_eq!((&web_row["outcome"], &web_row["keys"]), (&Value::from("fresh"), &Value::from(3)));
     let shop_row = rows.as_array().unwrap().iter().find(|r| r["tenant"] == "shop").unwrap();
     assert_eq!(shop_row["status"], "provisioned");
     assert_eq!(shop_row["outcome"], Value::Null);
@@ -281,13 +286,15 @@ fn the_provision_log_has_a_row_per_run_with_key_names_and_no_value_anywhere() {
         [
             ("hook", keys, "written"),
             ("manual", keys, "unchanged"),
-            ("hook", "", "fresh"),
-            ("manual", "", "dry-run"),
+            ("hook", keys, "fresh"),
+            ("manual", keys, "dry-run"),
             ("hook", "", "failed"),
         ]
     );
     assert!(rows.iter().all(|r| r[0].as_deref() == Some("web") && r[1].as_deref() == Some("web")));
     assert_eq!(rows[0][5].as_deref().map(str::len), Some(64), "sha256 of the content");
+    assert_eq!(rows[2][5], rows[0][5], "a fresh row carries the hash of the file it found");
+    assert_eq!(rows[3][5], None, "a dry run wrote nothing");
     assert!(rows[4][6].as_deref().unwrap().contains("refused"));
     drop(stmt);
     drop(conn);
