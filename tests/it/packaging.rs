@@ -114,11 +114,8 @@ fn distinfo_has_the_lockfile_checksum_and_a_size_for_every_crate() {
     // And the SHA256 lines are exactly those the script generates.
     let generated = run("python3", &["scripts/port-crates.py", "--print", "sha256"]);
     let generated = String::from_utf8(generated.stdout).unwrap();
-    let committed: String = distinfo
-        .lines()
-        .filter(|l| l.starts_with("SHA256 (rust/crates/"))
-        .map(|l| format!("{l}\n"))
-        .collect();
+    let committed: String =
+        distinfo.lines().filter(|l| l.starts_with("SHA256 (rust/crates/")).flat_map(|l| [l, "\n"]).collect();
     assert!(committed == generated, "distinfo SHA256 lines differ from the script's: {REGEN}");
 }
 
@@ -382,8 +379,8 @@ fn bastillefile_is_what_bastille_accepts() {
 
     // CONFIG set PROPERTY "VALUE": template.sh substitutes ${JAIL_NAME} and evals
     // `bastille config JAIL set PROPERTY "VALUE"`.
-    let args = lines[0].strip_prefix("CONFIG ").unwrap();
-    let (action, rest) = args.split_once(' ').unwrap();
+    let config = lines[0].strip_prefix("CONFIG ").unwrap();
+    let (action, rest) = config.split_once(' ').unwrap();
     let (property, quoted) = rest.split_once(' ').unwrap();
     assert_eq!(action, "set");
     assert_eq!(property, "exec.poststart", "CONFIG set exec.created would clobber Bastille's += lines");
