@@ -8,7 +8,7 @@
 
 #![allow(dead_code)] // each helper is used by some tests, not all
 
-use std::io::Read;
+use std::io::{Read, Write as _};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -61,7 +61,9 @@ pub fn bw_or_skip(test: &str) -> Option<PathBuf> {
             std::env::var("CI").as_deref() != Ok("true"),
             "the real bw CLI is not on PATH and CI=true: install it (npm install -g @bitwarden/cli)"
         );
-        eprintln!(
+        // Straight to the process's stderr: libtest captures `eprintln!` of passing tests.
+        let _ = writeln!(
+            std::io::stderr(),
             "\n!!!!!!!! SKIPPED {test}: the real `bw` is not on PATH \
              (npm install -g @bitwarden/cli). Under CI=true this is a failure. !!!!!!!!\n"
         );
