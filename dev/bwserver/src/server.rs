@@ -129,8 +129,8 @@ impl Server {
             self.log(&request, &decision);
             std::thread::sleep(decision.delay);
             let Answer::Respond(response) = decision.answer else { return };
-            if write_response(stream.get_mut(), &response, request.keep_alive).is_err() || !request.keep_alive
-            {
+            let written = write_response(stream.get_mut(), &response, request.keep_alive);
+            if written.is_err() || !request.keep_alive {
                 return;
             }
         }
@@ -145,7 +145,7 @@ impl Server {
             return self.broken_knobs(&format!("knobs.json items/collections: {e}"));
         }
         let route = Route::of(&request.method, &request.path);
-        let grant_type = (route == Route::Token).then(|| form(&request.body));
+        let form = (route == Route::Token).then(|| form(&request.body));
         let fault = route.fault(&knobs);
         let delay = match fault {
             Some(Fault::Custom(c)) => Duration::try_from_secs_f64(c.delay_secs).unwrap_or_default(),
@@ -156,17 +156,18 @@ impl Server {
             Some(Fault::Custom(c)) if c.status.is_some() => Some(custom_answer(c, route)),
             _ => None,
         };
-        let answer = forced.unwrap_or_else(|| match (route, &grant_type) {
-            (Route::Token, Some(form)) => Answer::Respond(self.token(form, &knobs)),
-            (Route::Config, _) => Answer::Respond(self.document("config", wire::config_response(), &knobs)),
-            (Route::NotFound, _) => Answer::Respond(not_found()),
-            _ => Answer::Respond(self.authenticated(route, request, &knobs)),
+        let answer = forced.unwrap_or_else(|| {
+            Answer::Respond(match route {
+                Route::Token => self.token(form.as_deref().unwrap_or_default(), &knobs),
+                Route::Config => self.document("config", wire::config_response(), &knobs),
+                Route::NotFound => not_found(),
+                Route::Sync | Route::RevisionDate | Route::OrgCollections => {
+                    self.authenticated(route, request, &knobs)
+                }
+            })
         });
-        Decision {
-            answer,
-            delay,
-            grant_type: grant_type.and_then(|f| lookup(&f, "grant_type").map(str::to_owned)),
-        }
+        let grant_type = form.as_deref().and_then(|f| lookup(f, "grant_type")).map(str::to_owned);
+        Decision { answer, delay, grant_type }
     }
 
     fn broken_knobs(&self, error: &str) -> Decision {
