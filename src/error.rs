@@ -75,6 +75,9 @@ pub enum Error {
 
     #[error("{0}")]
     Jail(String),
+
+    #[error("{message} (in another run's vault session)")]
+    ServedByOther { code: u8, message: String },
 }
 
 impl Error {
@@ -96,6 +99,7 @@ impl Error {
             | Error::CreateDir { .. }
             | Error::Database { .. } => exit::CONFIG,
             Error::Interrupted(signal) => exit::for_signal(*signal),
+            Error::ServedByOther { code, .. } => *code,
         }
     }
 
@@ -149,6 +153,7 @@ mod tests {
             (Error::CreateDir { path: p.clone(), source: io() }, 78),
             (Error::db(&p, "locked"), 78),
             (Error::Interrupted(libc::SIGTERM), 143),
+            (Error::ServedByOther { code: 65, message: s() }, 65),
         ];
         for (error, code) in cases {
             assert_eq!(error.exit_code(), code, "{error:?}");

@@ -24,6 +24,7 @@ pub mod sanitize;
 pub mod secret;
 pub mod signals;
 pub mod source;
+pub mod spool;
 pub mod tenant;
 
 use std::ffi::OsString;

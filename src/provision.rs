@@ -10,7 +10,7 @@
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use crate::config::{Settings, normalize_dir};
 use crate::envfile::{self, Entries};
@@ -21,6 +21,7 @@ use crate::logging::Log;
 use crate::safe_write::{self, Outcome};
 use crate::sanitize::clean;
 use crate::source::{self, Fetched};
+use crate::spool::{Answer, Claim, Spool, Ticket};
 use crate::tenant::{FRESH_OUTCOMES, LogRow, Store, Tenant, validate_root};
 
 /// What started the run (kept in the provision log).
@@ -92,6 +93,29 @@ pub enum Done {
     Unreachable {
         reason: String,
     },
+    /// Another run, holding the vault session, served this jail (group commit).
+    Served {
+        message: String,
+    },
+}
+
+impl Done {
+    /// One line saying what happened (for a waiting hook's answer and for logs).
+    pub fn summary(&self, jail: &str) -> String {
+        match self {
+            Done::NoTenant => format!("jail {jail}: no tenant registered; nothing to do"),
+            Done::Written { path, keys } => {
+                format!("jail {jail}: wrote {} ({} keys: {})", path.display(), keys.len(), keys.join(", "))
+            }
+            Done::Unchanged { path, keys } => {
+                format!("jail {jail}: {} unchanged ({} keys)", path.display(), keys.len())
+            }
+            Done::Fresh { path } => format!("jail {jail}: {} is fresh; vault not asked", path.display()),
+            Done::DryRun { keys } => format!("jail {jail}: dry run, {} keys", keys.len()),
+            Done::Unreachable { reason } => format!("jail {jail}: skipped: {reason}"),
+            Done::Served { message } => format!("{message} (in another run's vault session)"),
+        }
+    }
 }
 
 pub struct Report {
@@ -119,6 +143,8 @@ impl Run {
 
 struct Pending {
     index: usize,
+    jail: String,
+    opts: Options,
     tenant: Tenant,
     root: PathBuf,
     jid: Option<i32>,
@@ -132,42 +158,200 @@ pub struct Ctx<'a> {
 
 /// Runs the pipeline for `requests`.
 pub fn run(ctx: &Ctx<'_>, store: &mut Store, requests: &[Request], opts: Options) -> Run {
-    let (mut reports, pending) = identify(ctx, store, requests, opts);
+    let (mut reports, mut pending) = identify(ctx, store, requests, opts);
     if pending.is_empty() {
         return Run { reports, session_error: None };
     }
-
-    // Step 4: one vault session for every pending tenant, under the host-wide lock.
-    let collections: BTreeSet<String> = pending.iter().map(|p| p.tenant.collection.clone()).collect();
-    let (fetched, calls, session_error, _lock) = match fetch(ctx, &collections) {
-        Ok(fetch) => fetch,
-        Err((e, calls)) => {
+    let fail_pending =
+        |store: &mut Store, reports: &mut Vec<Report>, pending: &[Pending], e: Error, calls: u32| {
             let e = Arc::new(e);
-            for p in &pending {
-                let jail = &requests[p.index].jail;
-                let attempt = Attempt { tenant: &p.tenant, jail, jid: p.jid, started: p.started, opts };
+            for p in pending {
+                let attempt =
+                    Attempt { tenant: &p.tenant, jail: &p.jail, jid: p.jid, started: p.started, opts };
                 record(ctx, store, &attempt, Err(&e), &Facts { calls, ..Facts::default() });
                 reports[p.index].result = Err(Arc::clone(&e));
             }
+        };
+
+    // Step 4, under the host-wide lock: one vault session for every pending tenant, and for the
+    // requests other hooks spooled while they waited for the lock (group commit, `spool`).
+    let spool = match Spool::new(&ctx.settings.run_dir) {
+        Ok(spool) => spool,
+        Err(e) => {
+            fail_pending(store, &mut reports, &pending, e, 0);
             return Run { reports, session_error: None };
         }
     };
-
-    // Steps 4–7 per tenant: entries, render, write, record. Still under the lock, so that a
-    // process waiting for it finds every tenant of this session recorded.
-    for p in pending {
-        let jail = &requests[p.index].jail;
-        let result = materialize(ctx, &p.tenant, &p.root, &fetched, opts.dry_run);
-        let (keys, hash) = match &result {
-            Ok((_, keys, hash)) => (keys.clone(), hash.clone()),
-            Err(_) => (Vec::new(), None),
-        };
-        let result = result.map(|(done, _, _)| done).map_err(Arc::new);
-        let attempt = Attempt { tenant: &p.tenant, jail, jid: p.jid, started: p.started, opts };
-        record(ctx, store, &attempt, result.as_ref(), &Facts { keys, hash, calls });
-        reports[p.index].result = result;
+    let _lock = match wait_for_lock(ctx, &spool, requests, opts) {
+        Waited::Locked(lock) => lock,
+        Waited::Served(answer) => {
+            for p in &pending {
+                reports[p.index].result = if answer.code == crate::exit::OK {
+                    Ok(Done::Served { message: answer.message.clone() })
+                } else {
+                    Err(Arc::new(Error::ServedByOther { code: answer.code, message: answer.message.clone() }))
+                };
+            }
+            return Run { reports, session_error: None };
+        }
+        Waited::Failed(e) => {
+            fail_pending(store, &mut reports, &pending, e, 0);
+            return Run { reports, session_error: None };
+        }
+    };
+    let mut session = match source::open(ctx.settings, ctx.log) {
+        Ok(session) => session,
+        Err(e) => {
+            fail_pending(store, &mut reports, &pending, e, 0);
+            return Run { reports, session_error: None };
+        }
+    };
+    let own = reports.len();
+    let claims =
+        if opts.dry_run { Vec::new() } else { take_claims(ctx, store, &spool, &mut reports, &mut pending) };
+    let collections: BTreeSet<String> = pending.iter().map(|p| p.tenant.collection.clone()).collect();
+    let fetched = session.fetch(&collections);
+    let calls = session.calls();
+    let closed = session.close();
+    let session_error = closed.err();
+    if let Some(e) = &session_error {
+        ctx.log.error(&format!("could not end the vault session cleanly: {e}"));
     }
+    match fetched {
+        Err(e) => fail_pending(store, &mut reports, &pending, e, calls),
+        // Steps 4–7 per tenant: entries, render, write, record. Still under the lock, so that
+        // a process waiting for it finds every tenant of this session recorded.
+        Ok(fetched) => {
+            for p in pending {
+                let result = materialize(ctx, &p.tenant, &p.root, &fetched, opts.dry_run);
+                let (keys, hash) = match &result {
+                    Ok((_, keys, hash)) => (keys.clone(), hash.clone()),
+                    Err(_) => (Vec::new(), None),
+                };
+                let result = result.map(|(done, _, _)| done).map_err(Arc::new);
+                let attempt = Attempt {
+                    tenant: &p.tenant,
+                    jail: &p.jail,
+                    jid: p.jid,
+                    started: p.started,
+                    opts: p.opts,
+                };
+                record(ctx, store, &attempt, result.as_ref(), &Facts { keys, hash, calls });
+                reports[p.index].result = result;
+            }
+        }
+    }
+    answer_claims(ctx, &spool, &claims, &reports[own..]);
+    spool.sweep();
+    reports.truncate(own);
     Run { reports, session_error }
+}
+
+/// Claims the spooled requests of waiting hooks and adds them to this run. Called after login
+/// and unlock (the slow part, when concurrent hooks register) and right before the listing, so
+/// every claimed request is served from a listing made after it was registered.
+fn take_claims(
+    ctx: &Ctx<'_>,
+    store: &mut Store,
+    spool: &Spool,
+    reports: &mut Vec<Report>,
+    pending: &mut Vec<Pending>,
+) -> Vec<Claim> {
+    let claims = spool.claim_all();
+    let claimed: Vec<Request> = claims
+        .iter()
+        .map(|c| Request { jail: c.ticket.jail.clone(), given_path: c.ticket.path.clone(), running: None })
+        .collect();
+    let opts = Options { trigger: Trigger::Hook, dry_run: false, use_freshness: false };
+    let (claimed_reports, claimed_pending) = identify(ctx, store, &claimed, opts);
+    let own = reports.len();
+    reports.extend(claimed_reports);
+    pending.extend(claimed_pending.into_iter().map(|p| Pending { index: p.index + own, ..p }));
+    claims
+}
+
+/// Tells each waiting hook what happened to its jail.
+fn answer_claims(ctx: &Ctx<'_>, spool: &Spool, claims: &[Claim], reports: &[Report]) {
+    for (claim, report) in claims.iter().zip(reports) {
+        let answer = match &report.result {
+            Ok(done) => Answer { code: crate::exit::OK, message: done.summary(&report.jail) },
+            Err(e) => Answer { code: e.exit_code(), message: e.to_string() },
+        };
+        if let Err(e) = spool.answer_claim(claim, &answer) {
+            ctx.log.error(&format!("jail {}: could not answer the waiting hook: {e}", report.jail));
+        }
+    }
+}
+
+enum Waited {
+    Locked(HostLock),
+    /// Another run served our one request while we waited.
+    Served(Answer),
+    Failed(Error),
+}
+
+/// Takes the host-wide lock. A single hook request that has to wait registers in the spool
+/// and returns as soon as the holder answers it, without a session of its own.
+fn wait_for_lock(ctx: &Ctx<'_>, spool: &Spool, requests: &[Request], opts: Options) -> Waited {
+    let run_dir = &ctx.settings.run_dir;
+    match HostLock::try_acquire(run_dir) {
+        Ok(Some(lock)) => return Waited::Locked(lock),
+        Ok(None) => {}
+        Err(e) => return Waited::Failed(e),
+    }
+    let groupable =
+        matches!(opts.trigger, Trigger::Hook | Trigger::Devd) && requests.len() == 1 && !opts.dry_run;
+    let registration = if groupable {
+        let request = &requests[0];
+        match spool.register(&Ticket { jail: request.jail.clone(), path: request.given_path.clone() }) {
+            Ok(registration) => {
+                ctx.log.info(&format!(
+                    "jail {}: another run holds the vault; asked it to serve this jail too",
+                    request.jail
+                ));
+                Some(registration)
+            }
+            Err(e) => return Waited::Failed(e),
+        }
+    } else {
+        None
+    };
+    let timeout = ctx.settings.lock_timeout;
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(answer) = registration.as_ref().and_then(|r| spool.answer(r)) {
+            return Waited::Served(answer);
+        }
+        match HostLock::try_acquire(run_dir) {
+            Ok(Some(lock)) => {
+                // Holders answer before they release the lock: check once more, then take our
+                // request back and serve it (and any others) ourselves.
+                if let Some(registration) = &registration {
+                    if let Some(answer) = spool.answer(registration) {
+                        return Waited::Served(answer);
+                    }
+                    spool.withdraw(registration);
+                }
+                return Waited::Locked(lock);
+            }
+            Ok(None) => {}
+            Err(e) => return Waited::Failed(e),
+        }
+        let stop = if let Some(signal) = crate::signals::received() {
+            Some(Error::Interrupted(signal))
+        } else if Instant::now() >= deadline {
+            Some(Error::LockTimeout { path: HostLock::path(run_dir), seconds: timeout.as_secs() })
+        } else {
+            None
+        };
+        if let Some(e) = stop {
+            if let Some(registration) = &registration {
+                spool.withdraw(registration);
+            }
+            return Waited::Failed(e);
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }
 
 /// Steps 1–3 for every request, and freshness for hooks. Returns one report per request
@@ -207,7 +391,15 @@ fn identify(
                     record(ctx, store, &attempt, Ok(&done), &facts);
                     Ok(done)
                 } else {
-                    pending.push(Pending { index, tenant: tenant.clone(), root, jid, started });
+                    pending.push(Pending {
+                        index,
+                        jail: jail.clone(),
+                        opts,
+                        tenant: tenant.clone(),
+                        root,
+                        jid,
+                        started,
+                    });
                     // A placeholder, replaced once the session has answered.
                     Ok(Done::NoTenant)
                 }
@@ -225,30 +417,6 @@ fn identify(
         reports.push(Report { jail, tenant: Some(tenant), result });
     }
     (reports, pending)
-}
-
-type Fetch = (Fetched, u32, Option<Error>, HostLock);
-
-/// Takes the lock, opens the session, fetches, closes. On failure also returns the calls made.
-fn fetch(ctx: &Ctx<'_>, collections: &BTreeSet<String>) -> std::result::Result<Fetch, (Error, u32)> {
-    let lock = HostLock::acquire(&ctx.settings.run_dir, ctx.settings.lock_timeout).map_err(|e| (e, 0))?;
-    let mut session = source::open(ctx.settings, ctx.log).map_err(|e| (e, 0))?;
-    let fetched = session.fetch(collections);
-    let calls = session.calls();
-    let closed = session.close();
-    match (fetched, closed) {
-        (Ok(fetched), Ok(())) => Ok((fetched, calls, None, lock)),
-        (Ok(fetched), Err(e)) => {
-            ctx.log.error(&format!("could not end the vault session cleanly: {e}"));
-            Ok((fetched, calls, Some(e), lock))
-        }
-        (Err(e), closed) => {
-            if let Err(close) = closed {
-                ctx.log.error(&format!("could not end the vault session cleanly: {close}"));
-            }
-            Err((e, calls))
-        }
-    }
 }
 
 /// Entries → bytes → file, for one tenant. Returns the outcome, key names and content hash.
@@ -385,19 +553,11 @@ fn record(
 ) {
     let jail = attempt.jail;
     let (outcome, error, line) = match result {
-        Ok(Done::Written { path, keys }) => (
-            "written",
-            None,
-            format!("jail {jail}: wrote {} ({} keys: {})", path.display(), keys.len(), keys.join(", ")),
-        ),
-        Ok(Done::Unchanged { path, keys }) => {
-            ("unchanged", None, format!("jail {jail}: {} unchanged ({} keys)", path.display(), keys.len()))
-        }
-        Ok(Done::Fresh { path }) => {
-            ("fresh", None, format!("jail {jail}: {} is fresh; vault not asked", path.display()))
-        }
-        Ok(Done::DryRun { keys }) => ("dry-run", None, format!("jail {jail}: dry run, {} keys", keys.len())),
-        Ok(Done::NoTenant | Done::Unreachable { .. }) => return,
+        Ok(done @ Done::Written { .. }) => ("written", None, done.summary(jail)),
+        Ok(done @ Done::Unchanged { .. }) => ("unchanged", None, done.summary(jail)),
+        Ok(done @ Done::Fresh { .. }) => ("fresh", None, done.summary(jail)),
+        Ok(done @ Done::DryRun { .. }) => ("dry-run", None, done.summary(jail)),
+        Ok(Done::NoTenant | Done::Unreachable { .. } | Done::Served { .. }) => return,
         Err(e) => ("failed", Some(e.to_string()), format!("jail {jail}: {e}")),
     };
     if error.is_some() {

@@ -218,10 +218,12 @@ impl BwSession<'_> {
             }
             other => other?,
         };
-        if !String::from_utf8_lossy(&out).contains("You are logged in") {
+        // Exit 0 is success; the text differs with --nointeraction (bw.js prints the unlock
+        // hint then), so only a blank stdout — bw's prompt trap — is refused.
+        if out.iter().all(u8::is_ascii_whitespace) {
             return Err(Error::Vault {
                 step: "login".into(),
-                message: "bw login exited 0 without confirming the login".into(),
+                message: "bw login exited 0 without output (it wanted to prompt)".into(),
             });
         }
         let out =
