@@ -185,11 +185,16 @@ pub fn run(ctx: &Ctx<'_>, store: &mut Store, requests: &[Request], opts: Options
     let _lock = match wait_for_lock(ctx, &spool, requests, opts) {
         Waited::Locked(lock) => lock,
         Waited::Served(answer) => {
+            // The holder recorded the outcome; this run only reports it.
             for p in &pending {
                 reports[p.index].result = if answer.code == crate::exit::OK {
-                    Ok(Done::Served { message: answer.message.clone() })
+                    let done = Done::Served { message: answer.message.clone() };
+                    ctx.log.notice(&done.summary(&p.jail));
+                    Ok(done)
                 } else {
-                    Err(Arc::new(Error::ServedByOther { code: answer.code, message: answer.message.clone() }))
+                    let e = Error::ServedByOther { code: answer.code, message: answer.message.clone() };
+                    ctx.log.error(&e.to_string());
+                    Err(Arc::new(e))
                 };
             }
             return Run { reports, session_error: None };

@@ -1,5 +1,6 @@
 //! The one integration-test binary: every behaviour is checked through the built `colibri-vault`.
 
+mod batch;
 mod core;
 mod fake_bw_fidelity;
 mod formats;

@@ -10,13 +10,13 @@ use std::time::{Duration, Instant};
 use crate::support::fake_bw::{self, Account, FakeBw, Fault, Item};
 use crate::support::host::Host;
 
-struct Vault {
-    host: Host,
-    fake: FakeBw,
+pub struct Vault {
+    pub host: Host,
+    pub fake: FakeBw,
 }
 
 /// A host using the bw source, with a fake bw serving one collection per tenant name.
-fn vault(tenants: &[&str]) -> Vault {
+pub fn vault(tenants: &[&str]) -> Vault {
     let host = Host::new();
     let mut fake = FakeBw::new(&host.path().join("fakebw"));
     for (i, name) in tenants.iter().enumerate() {
@@ -52,24 +52,25 @@ fn vault(tenants: &[&str]) -> Vault {
 }
 
 impl Vault {
-    fn appdata(&self) -> PathBuf {
+    pub fn appdata(&self) -> PathBuf {
         self.host.state_dir.join("bw")
     }
 
-    fn steps(&self) -> Vec<String> {
+    pub fn steps(&self) -> Vec<String> {
         self.fake.calls().into_iter().map(|c| c.step).collect()
     }
 
     /// bw is logged out: its data holds neither the client secret nor a token, and the fake saw
     /// no overlapping session and no secret in argv.
     #[track_caller]
-    fn assert_clean(&self) {
+    pub fn assert_clean(&self) {
         if let Some(data) = self.fake.data_json_text(&self.appdata()) {
             assert!(
                 !data.contains(&Account::default().client_secret),
                 "client secret left in data.json:\n{data}"
             );
-            assert!(!data.contains("accessToken"), "access token left in data.json:\n{data}");
+            let left = crate::support::real_bw::credentials_in(&data);
+            assert!(left.is_empty(), "credentials left in data.json: {left:?}");
         }
         assert!(self.fake.violations().is_empty(), "{:?}", self.fake.violations());
         assert!(!self.appdata().join("colibri-session").exists(), "session marker left behind");
@@ -87,7 +88,7 @@ fn assert_lock_free(run_dir: &Path) {
     }
 }
 
-const SESSION: [&str; 6] = ["config", "login", "unlock", "list collections", "list items", "logout"];
+pub const SESSION: [&str; 6] = ["config", "login", "unlock", "list collections", "list items", "logout"];
 
 #[test]
 fn one_tenant_costs_one_session_and_writes_its_entries() {

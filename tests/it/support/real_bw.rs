@@ -29,3 +29,41 @@ pub fn require(what: &str) -> Option<PathBuf> {
     }
     found
 }
+
+/// The keys of bw's `data.json` that still hold a credential: an API client secret or id, or
+/// an access or refresh token, with a non-null value. After `bw logout` the real bw keeps
+/// these keys with `null` values, so the check is on values, not names.
+pub fn credentials_in(data_json: &str) -> Vec<String> {
+    fn walk(value: &serde_json::Value, path: &str, found: &mut Vec<String>) {
+        if let Some(map) = value.as_object() {
+            for (key, inner) in map {
+                let here = format!("{path}/{key}");
+                let sensitive = ["apiKeyClientSecret", "apiKeyClientId", "accessToken", "refreshToken"]
+                    .iter()
+                    .any(|k| key.contains(k));
+                if sensitive && !inner.is_null() {
+                    found.push(here.clone());
+                }
+                walk(inner, &here, found);
+            }
+        }
+    }
+    let mut found = Vec::new();
+    match serde_json::from_str::<serde_json::Value>(data_json) {
+        Ok(value) => walk(&value, "", &mut found),
+        Err(_) => found.push("(data.json is not JSON)".into()),
+    }
+    found
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn null_credentials_do_not_count() {
+        let logged_in =
+            r#"{"user_1":{"token_apiKeyClientSecret":"s","token_accessToken":"jwt"},"global":{"x":1}}"#;
+        assert_eq!(super::credentials_in(logged_in).len(), 2);
+        let logged_out = r#"{"user_1_token_apiKeyClientSecret":null,"user_1_token_accessToken":null}"#;
+        assert!(super::credentials_in(logged_out).is_empty());
+    }
+}
