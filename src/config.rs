@@ -109,12 +109,30 @@ impl Table<'_> {
 impl Settings {
     /// Resolves every setting. `env` reads the process environment (injected for tests).
     pub fn resolve(flags: &Flags, env: &dyn Fn(&str) -> Option<OsString>) -> Result<Settings> {
+        Self::resolve_from(flags, env, true)
+    }
+
+    /// Settings from flags, environment and defaults only, for when the provider env itself is
+    /// unusable: a hook still needs the database to learn the tenant's failure policy.
+    pub fn resolve_without_provider_env(
+        flags: &Flags,
+        env: &dyn Fn(&str) -> Option<OsString>,
+    ) -> Result<Settings> {
+        Self::resolve_from(flags, env, false)
+    }
+
+    fn resolve_from(
+        flags: &Flags,
+        env: &dyn Fn(&str) -> Option<OsString>,
+        read_file: bool,
+    ) -> Result<Settings> {
         let provider_env = flags
             .provider_env
             .clone()
             .or_else(|| env("COLIBRI_PROVIDER_ENV").filter(|v| !v.is_empty()).map(PathBuf::from))
             .unwrap_or_else(|| PathBuf::from(DEFAULT_PROVIDER_ENV));
-        let (file, found) = load_provider_env(&provider_env)?;
+        let (file, found) =
+            if read_file { load_provider_env(&provider_env)? } else { (BTreeMap::new(), false) };
         let mut credentials = BTreeMap::new();
         let mut settings_from_file = BTreeMap::new();
         for (key, value) in file {

@@ -33,6 +33,42 @@ pub fn run(settings: &Settings, log: &Log, command: &HookCommand) -> Result<u8> 
     }
 }
 
+/// The settings could not be resolved (e.g. a provider env open to others). Log why, then exit
+/// as the jail's tenant asked: non-zero only for a tenant with policy `fail`. A jail without a
+/// tenant is never blocked by colibri-vault's own misconfiguration.
+pub fn settings_failed(
+    flags: &crate::config::Flags,
+    log: &Log,
+    command: &HookCommand,
+    error: &Error,
+) -> Result<u8> {
+    log.error(&error.to_string());
+    let name = match command {
+        HookCommand::Start { name, .. } | HookCommand::Stop { name, .. } => name.clone(),
+        HookCommand::Devd { jid } => match crate::jail::by_jid(*jid) {
+            Ok(running) => running.name,
+            Err(_) => {
+                return Ok(apply_policy(
+                    log,
+                    &format!("JID {jid}"),
+                    FailurePolicy::Continue,
+                    error.exit_code(),
+                ));
+            }
+        },
+    };
+    let env = |key: &str| std::env::var_os(key);
+    let policy = Settings::resolve_without_provider_env(flags, &env)
+        .ok()
+        .and_then(|settings| Store::open_existing(&settings.db).ok().flatten())
+        .and_then(|store| store.get(&name).ok().flatten())
+        .map(|tenant| tenant.options.on_failure);
+    match policy {
+        None => Ok(exit::OK),
+        Some(policy) => Ok(apply_policy(log, &name, policy, error.exit_code())),
+    }
+}
+
 fn open_store(settings: &Settings, log: &Log, jail: &str) -> Result<Option<Store>> {
     let store = Store::open_existing(&settings.db)?;
     if store.is_none() {

@@ -64,7 +64,16 @@ fn execute(cli: &Cli, log: &Log) -> Result<u8> {
     harden::refuse_inside_jail()?;
     signals::install();
     let env = |key: &str| std::env::var_os(key);
-    let settings = Settings::resolve(&cli.settings.to_flags(), &env)?;
+    let settings = match Settings::resolve(&cli.settings.to_flags(), &env) {
+        Ok(settings) => settings,
+        // A hook still answers through the tenant's failure policy (DESIGN.md "Entry points").
+        Err(e) => match &cli.command {
+            Command::Hook(command) => {
+                return hook::settings_failed(&cli.settings.to_flags(), log, command, &e);
+            }
+            _ => return Err(e),
+        },
+    };
     let code = match &cli.command {
         Command::Tenant(command) => operator::tenant(&settings, command),
         Command::Provision(args) => operator::provision(&settings, log, args),

@@ -243,6 +243,16 @@ fn an_open_provider_env_is_refused_with_the_fix() {
         .stderr_has("accessible by group or others (mode 0644)")
         .stderr_has(&format!("fix it with: chmod 600 {}", host.provider_env.display()));
     assert!(names(&root).is_empty());
+    // Hooks go through the tenant's failure policy even then: `continue` lets the jail start,
+    // `fail` stops it, and a jail without a tenant is never blocked.
+    host.run(&["hook", "start", "web"]).expect(0).stderr_has("chmod 600").stderr_has("policy continue");
+    host.run(&["tenant", "set", "web", "--on-failure", "fail"]).expect(77);
+    fs::set_permissions(&host.provider_env, fs::Permissions::from_mode(0o600)).unwrap();
+    host.run(&["tenant", "set", "web", "--on-failure", "fail"]).expect(0);
+    fs::set_permissions(&host.provider_env, fs::Permissions::from_mode(0o644)).unwrap();
+    host.run(&["hook", "start", "web"]).expect(77).stderr_has("policy fail");
+    host.run(&["hook", "start", "no-tenant-here"]).expect(0).stderr_has("chmod 600");
+    assert!(names(&root).is_empty());
 }
 
 #[test]
