@@ -58,7 +58,7 @@ pub fn tenant(settings: &Settings, command: &TenantCommand) -> Result<u8> {
     match command {
         TenantCommand::Add { name, root, options } => {
             tenant::validate_name(name)?;
-            let root = tenant::validate_root(root, &settings.jail_root_base)?;
+            let root = checked_root(settings, root)?;
             let mut t = Tenant {
                 name: name.clone(),
                 root,
@@ -117,7 +117,7 @@ pub fn tenant(settings: &Settings, command: &TenantCommand) -> Result<u8> {
             let mut store = existing_store(settings)?;
             let mut t = get_tenant(&store, name)?;
             if let Some(root) = root {
-                t.root = tenant::validate_root(root, &settings.jail_root_base)?;
+                t.root = checked_root(settings, root)?;
             }
             apply_options(&mut t, options)?;
             if *no_cleanup_on_stop {
@@ -139,6 +139,20 @@ pub fn tenant(settings: &Settings, command: &TenantCommand) -> Result<u8> {
     }
     Ok(exit::OK)
 }
+
+/// A root for `tenant add|set`: valid as text, and if it exists already, reachable from `/`
+/// without a symlink (the same walk the writer does), so a bad root is refused now, not at the
+/// next jail start.
+fn checked_root(settings: &Settings, root: &std::path::Path) -> Result<std::path::PathBuf> {
+    let root = tenant::validate_root(root, &settings.jail_root_base)?;
+    if root.exists() {
+        crate::safe_write::open_dir_nofollow(&root).map_err(|e| Error::Usage(format!("jail root: {e}")))?;
+    }
+    Ok(root)
+}
+
+/// Log outcomes `status` reports as the last provision (a dry run provisions nothing).
+const STATUS_OUTCOMES: [&str; 6] = ["written", "unchanged", "fresh", "failed", "removed", "absent"];
 
 fn describe(t: &Tenant) -> String {
     let rows = [
@@ -235,7 +249,7 @@ pub fn status(settings: &Settings, only: Option<&str>, json: bool) -> Result<u8>
     };
     let mut rows = Vec::new();
     for t in tenants {
-        let last = store.last_log(&t.name, None)?;
+        let last = store.last_log(&t.name, Some(&STATUS_OUTCOMES))?;
         rows.push(StatusRow {
             tenant: clean(&t.name),
             status: clean(&t.status),

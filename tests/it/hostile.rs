@@ -144,10 +144,16 @@ fn a_symlink_in_the_host_side_part_of_the_root_is_refused() {
     host.secrets("web", SECRETS);
     let real = host.path().join("elsewhere");
     fs::create_dir_all(real.join("root")).unwrap();
-    symlink(&real, host.base.join("web")).unwrap();
-    // `tenant add` checks the text of the path; the pipeline refuses the link when it walks it.
+    // Registered while the root does not exist yet (accepted: it is checked when it exists) ...
     host.run(&["tenant", "add", "web", "--root", s(&host.root_of("web"))]).expect(0);
+    // ... then the host-side part becomes a link: the pipeline refuses it when it walks the path.
+    symlink(&real, host.base.join("web")).unwrap();
     host.run(&["provision", "web"]).expect(73).stderr_has("symbolic link");
+    // `tenant add` refuses such a root outright once it exists.
+    host.run(&["tenant", "remove", "web"]).expect(0);
+    host.run(&["tenant", "add", "web", "--root", s(&host.root_of("web"))])
+        .expect(64)
+        .stderr_has("symbolic link");
     assert!(names(&real.join("root")).is_empty());
 }
 
