@@ -41,7 +41,7 @@ pub struct Flags {
 }
 
 /// Keys a provider env may contain besides `COLIBRI_*` settings.
-const CREDENTIAL_KEYS: [&str; 5] =
+pub const CREDENTIAL_KEYS: [&str; 5] =
     ["BW_CLIENTID", "BW_CLIENTSECRET", "BW_PASSWORD", "BW_SERVER", "NODE_EXTRA_CA_CERTS"];
 
 pub const DEFAULT_PROVIDER_ENV: &str = "/usr/local/etc/colibri/provider.env";
@@ -195,7 +195,8 @@ impl Settings {
     }
 }
 
-const SETTING_KEYS: [&str; 11] = [
+/// The settings a `COLIBRI_*` (or `BASTILLE_CONFIG`) variable or provider env line may set.
+pub const SETTING_KEYS: [&str; 11] = [
     "COLIBRI_DB",
     "COLIBRI_JAIL_ROOT_BASE",
     "COLIBRI_STATE_DIR",

@@ -3,12 +3,11 @@
 //! Several jails may start at once, and a second `bw unlock` invalidates the first session's
 //! key, so only one process may run a vault session at a time. The lock is flock(2) on
 //! `$COLIBRI_RUN_DIR/vault.lock`: released by the kernel when the holder exits, however it
-//! exits. Waiting has a deadline (`COLIBRI_LOCK_TIMEOUT`) and gives way to a signal.
+//! exits. The waiting loop, with its deadline (`COLIBRI_LOCK_TIMEOUT`), is in `provision`.
 
 use std::fs::File;
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
 
 use nix::fcntl::{Flock, FlockArg};
 
@@ -51,8 +50,10 @@ impl HostLock {
         run_dir.join("vault.lock")
     }
 
-    /// Takes the lock, waiting at most `timeout`.
-    pub fn acquire(run_dir: &Path, timeout: Duration) -> Result<HostLock> {
+    /// Takes the lock if it is free right now; `Ok(None)` if another process holds it.
+    /// Waiting (with its deadline, signals and group-commit answers) is the caller's loop:
+    /// `provision::wait_for_lock`.
+    pub fn try_acquire(run_dir: &Path) -> Result<Option<HostLock>> {
         private_dir(run_dir)?;
         let path = Self::path(run_dir);
         let file = std::fs::OpenOptions::new()
@@ -64,32 +65,10 @@ impl HostLock {
             .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
             .open(&path)
             .map_err(|source| Error::ReadFile { path: path.clone(), source })?;
-        let deadline = Instant::now() + timeout;
-        let mut file = file;
-        loop {
-            match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
-                Ok(lock) => return Ok(HostLock { _lock: lock }),
-                Err((back, errno)) if errno == nix::errno::Errno::EWOULDBLOCK => file = back,
-                Err((_, errno)) => {
-                    return Err(Error::ReadFile { path, source: std::io::Error::from(errno) });
-                }
-            }
-            if let Some(signal) = crate::signals::received() {
-                return Err(Error::Interrupted(signal));
-            }
-            if Instant::now() >= deadline {
-                return Err(Error::LockTimeout { path, seconds: timeout.as_secs() });
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    /// Takes the lock only if it is free right now.
-    pub fn try_acquire(run_dir: &Path) -> Result<Option<HostLock>> {
-        match Self::acquire(run_dir, Duration::ZERO) {
-            Ok(lock) => Ok(Some(lock)),
-            Err(Error::LockTimeout { .. }) => Ok(None),
-            Err(e) => Err(e),
+        match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
+            Ok(lock) => Ok(Some(HostLock { _lock: lock })),
+            Err((_, nix::errno::Errno::EWOULDBLOCK)) => Ok(None),
+            Err((_, errno)) => Err(Error::ReadFile { path, source: std::io::Error::from(errno) }),
         }
     }
 }
@@ -99,13 +78,11 @@ mod tests {
     use super::*;
 
     #[test]
-    fn second_holder_waits_until_the_deadline() {
+    fn one_holder_at_a_time() {
         let dir = tempfile::tempdir().unwrap();
         let run = dir.path().join("run");
-        let first = HostLock::acquire(&run, Duration::ZERO).unwrap();
+        let first = HostLock::try_acquire(&run).unwrap().unwrap();
         assert!(HostLock::try_acquire(&run).unwrap().is_none());
-        let e = HostLock::acquire(&run, Duration::from_millis(100)).err().unwrap();
-        assert_eq!(e.exit_code(), 75);
         drop(first);
         assert!(HostLock::try_acquire(&run).unwrap().is_some());
         assert_eq!(std::fs::metadata(&run).unwrap().mode() & 0o777, 0o700);
