@@ -76,7 +76,7 @@ pub fn entries_from_items(tenant: &str, items: &[Item], warn: &mut dyn FnMut(Str
     let mut add = |raw_name: &str, value: &str, origin: String, warn: &mut dyn FnMut(String)| -> Result<()> {
         let Some(name) = normalize_name(raw_name) else {
             warn(format!(
-                "{origin}: skipped: {:?} is not a valid variable name after normalization ([A-Za-z_][A-Za-z0-9_]*)",
+                "{origin}: skipped: \"{}\" is not a valid variable name after normalization ([A-Za-z_][A-Za-z0-9_]*)",
                 crate::sanitize::clean(raw_name)
             ));
             return Ok(());

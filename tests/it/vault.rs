@@ -358,3 +358,27 @@ fn missing_credentials_are_a_configuration_error() {
     v.host.run(&["provision", "web"]).expect(78).stderr_has("lacks BW_CLIENTSECRET, BW_PASSWORD");
     assert!(v.fake.calls().is_empty());
 }
+
+#[test]
+fn hostile_item_names_and_bw_stderr_reach_the_terminal_escaped() {
+    let mut v = vault(&["web"]);
+    let id = "00000000-0000-4000-8000-000000000000";
+    // An item name that would clear the screen and forge a log line if printed raw.
+    v.fake.item(
+        Item::login("50000000-0000-4000-8000-000000000000", "evil\u{1b}[2J\nforged: ok", "x")
+            .in_collection(id),
+    );
+    v.fake.install();
+    let out = v.host.run(&["provision", "web"]);
+    out.expect(0).stderr_has("evil\\x1b[2J\\nforged: ok");
+    assert!(!out.stderr.contains('\u{1b}'), "raw ESC on the terminal: {:?}", out.stderr);
+    assert!(!out.stderr.lines().any(|l| l.starts_with("forged")), "{:?}", out.stderr);
+
+    let mut v = vault(&["web"]);
+    v.fake.fault(Fault::fail("list items", 1, "boom\u{1b}]0;pwned\u{7}\r\nforged: line"));
+    v.fake.install();
+    let out = v.host.run(&["provision", "web"]);
+    out.expect(69).stderr_has("boom\\x1b]0;pwned\\x07");
+    assert!(!out.stderr.contains('\u{1b}') && !out.stderr.contains('\u{7}'), "{:?}", out.stderr);
+    assert!(!out.stderr.lines().any(|l| l.starts_with("forged")), "{:?}", out.stderr);
+}
