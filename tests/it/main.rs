@@ -9,5 +9,6 @@ mod jail_cmd;
 mod operator;
 mod packaging;
 mod real_bw;
+mod server;
 mod support;
 mod vault;

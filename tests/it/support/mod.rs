@@ -1,4 +1,5 @@
 //! Test helpers.
+pub mod bwserver;
 pub mod fake_bw;
 pub mod host;
 pub mod real_bw;
