@@ -4,6 +4,7 @@
 //! fails the test. Elsewhere a missing bw is announced loudly on stderr and the caller returns
 //! early; it is never silent.
 
+use std::io::Write as _;
 use std::path::PathBuf;
 
 /// The real `bw`: `$REAL_BW`, else `bw` on this process's `PATH`.
@@ -25,7 +26,8 @@ pub fn require(what: &str) -> Option<PathBuf> {
             Ok("true"),
             "the real bw must be installed in CI (npm install -g @bitwarden/cli) for: {what}"
         );
-        eprintln!("\n!!!!!!!! SKIPPED (real bw not installed): {what} !!!!!!!!\n");
+        // Straight to the process's stderr: libtest captures `eprintln!` of passing tests.
+        let _ = writeln!(std::io::stderr(), "\n!!!!!!!! SKIPPED (real bw not installed): {what} !!!!!!!!\n");
     }
     found
 }
