@@ -17,15 +17,24 @@ all: build
 build:
 	$(CARGO) build --release --locked
 
-# Lints: formatting, clippy for Linux and for FreeBSD, shell scripts, the man page.
+# The test-only Bitwarden-protocol server (its own cargo workspace; never installed).
+BWSERVER_MANIFEST=	dev/bwserver/Cargo.toml
+
+# Lints: formatting, clippy for Linux and for FreeBSD (the crate and the test server), shell
+# scripts, the man page.
 check:
 	$(CARGO) fmt --all --check
+	$(CARGO) fmt --manifest-path $(BWSERVER_MANIFEST) --all --check
 	$(CARGO) clippy --locked --all-targets -- -D warnings
+	$(CARGO) clippy --locked --manifest-path $(BWSERVER_MANIFEST) --all-targets -- -D warnings
 	sh scripts/clippy-freebsd.sh
 	sh scripts/lint-extra.sh
 
-# The whole test suite (what CI runs): the lints above, then every test.
+# The whole test suite (what CI runs): the lints above, then every test. The test server is
+# built first: the crate's tests run the real bw against it (tests/it/server.rs).
 test: check
+	$(CARGO) build --locked --manifest-path $(BWSERVER_MANIFEST)
+	$(CARGO) test --locked --manifest-path $(BWSERVER_MANIFEST)
 	$(CARGO) test --locked
 
 demo:
