@@ -11,6 +11,7 @@ DATADIR=	$(PREFIX)/share/colibri-vault
 ETCDIR=		$(PREFIX)/etc/colibri
 DEVDDIR=	$(PREFIX)/etc/devd
 PYTHON=		python3
+BENCH_FLAGS=
 
 all: build
 
@@ -55,6 +56,14 @@ install: build
 clean:
 	$(CARGO) clean
 
+# A benchmark, not a test (docs/performance.md): the release binary against the fake bw, for 1, 10
+# and 50 tenants; prints bw calls, logins, wall times, the no-tenant hook's median and peak RSS.
+# Settings, in the environment or on the command line: BENCH_LATENCY (seconds per bw call, 0.2),
+# BENCH_TENANTS (1,10,50), BENCH_RUNS (no-tenant hook runs, 200); BENCH_FLAGS for more (--json FILE).
+bench:
+	$(CARGO) build --release --locked
+	$(PYTHON) scripts/bench.py --bin $(CARGO_TARGET_DIR)/release/colibri-vault $(BENCH_FLAGS)
+
 # The port's Makefile.crates and distinfo from Cargo.lock (may download crates to measure them).
 port-crates:
 	$(PYTHON) scripts/port-crates.py
@@ -63,4 +72,4 @@ port-crates:
 freebsd-link-check:
 	sh scripts/freebsd-link-check.sh
 
-.PHONY: all build check test demo install clean port-crates freebsd-link-check
+.PHONY: all build check test demo install clean bench port-crates freebsd-link-check
