@@ -499,7 +499,7 @@ def main():
         for key, title, fn in scenarios:
             host = Host(runner, "%s%d" % (key, n), names, args.latency)
             hosts.append(host)
-            print("  running (%s) N=%d ... " % (key, n), end="", flush=True)
+            print("  running (%s) N=%d (load %s) ... " % (key, n, loadavg()), end="", flush=True)
             r = fn(runner, host, n)
             calls = host.calls()
             count, logins, real, inside, steps = price(calls)
@@ -516,8 +516,10 @@ def main():
             if key == "b" and n == big and no_tenant is None:
                 # On the host whose database holds the most tenants and log rows, while its
                 # files are still fresh.
-                print("  running no-tenant hook x%d ... " % args.runs, end="", flush=True)
+                print("  running no-tenant hook x%d (load %s) ... " % (args.runs, loadavg()), end="", flush=True)
+                load = loadavg()
                 no_tenant = no_tenant_hook(runner, host, args.runs)
+                no_tenant["load"] = load
                 print("%.2f ms median" % no_tenant["median_ms"], flush=True)
                 print("  running exact RSS pass (time(1)) ... ", end="", flush=True)
                 exact = exact_rss_pass(runner, host, names)
@@ -574,8 +576,8 @@ def main():
     print("no-tenant hook (database with %d tenants): median %.2f ms, min %.2f, p90 %.2f over %d runs (exit %s)"
           % (big, no_tenant["median_ms"], no_tenant["min_ms"], no_tenant["p90_ms"], no_tenant["runs"],
              ",".join(map(str, no_tenant["codes"]))))
-    print("  the same harness: /bin/true %.2f ms, colibri-vault --version %.2f ms (medians)"
-          % (no_tenant["true_ms"], no_tenant["version_ms"]))
+    print("  the same harness: /bin/true %.2f ms, colibri-vault --version %.2f ms (medians); load %s before"
+          % (no_tenant["true_ms"], no_tenant["version_ms"], no_tenant["load"]))
     print("peak RSS of colibri-vault itself: %.1f MiB" % (peak_kib / 1024))
     if runner.sampler.available:
         print("  sampled VmHWM, runs that spawned bw:              %5.1f MiB (max of %d, in %s)" % (
