@@ -11,6 +11,7 @@
 //! state dir, and they run in parallel on cargo's test threads. Missing bw or server: a failure
 //! under `CI=true`, else a loud skip (`bwserver::require`).
 
+use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -376,4 +377,41 @@ fn fidelity_a_login_that_fails_after_its_token_is_still_logged_out() {
         .stderr_has("bw login failed")
         .stderr_has("toWrappedAccountCryptographicState");
     assert!(!t.host.root_of("web").join(".env").exists());
+}
+
+#[test]
+fn a_bw_left_logged_in_by_someone_else_is_logged_out_first() {
+    // bw logged in on colibri-vault's app-data dir without its session marker (by hand, or by
+    // another tool): bw refuses `config server` ("Logout required"), so colibri-vault logs out,
+    // configures the server and runs its own session.
+    let mut spec = Spec::new();
+    spec.tenant("web").login("web", "K", "v");
+    let Some(t) = tier("bw left logged in by someone else", &spec, &["web"]) else { return };
+    let appdata = t.appdata();
+    std::fs::create_dir_all(&t.host.state_dir).unwrap();
+    std::fs::DirBuilder::new().mode(0o700).create(&appdata).unwrap();
+    let (rc, err) = bw_direct(&t.bw, &t.server, &appdata, &["config", "server", &t.server.url], &[]);
+    assert_eq!(rc, 0, "{err}");
+    let api_key = [("BW_CLIENTID", t.server.client_id()), ("BW_CLIENTSECRET", CLIENT_SECRET)];
+    let (rc, err) = bw_direct(&t.bw, &t.server, &appdata, &["login", "--apikey"], &api_key);
+    assert_eq!(rc, 0, "{err}");
+    let out = t.run(&["-vv", "provision", "web"]);
+    out.expect(0);
+    let calls: Vec<&str> = out.stderr.lines().filter_map(|l| l.strip_prefix("colibri-vault: bw ")).collect();
+    let expected = [
+        "config server",
+        "logout",
+        "config server",
+        "login",
+        "unlock",
+        "list collections",
+        "list items",
+        "logout",
+    ];
+    assert_eq!(calls.len(), expected.len(), "{}", out.stderr);
+    for (call, step) in calls.iter().zip(expected) {
+        assert!(call.starts_with(step), "{call:?} is not {step:?}:\n{}", out.stderr);
+    }
+    assert_eq!(std::fs::read_to_string(t.host.root_of("web").join(".env")).unwrap(), "K='v'\n");
+    assert_eq!(t.server.token_requests(), 2, "theirs and ours");
 }
