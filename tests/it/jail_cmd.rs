@@ -135,3 +135,18 @@ fn doctor_reports_problems_and_what_to_do() {
     out.expect(78);
     assert!(out.stdout.contains("problem"), "{}", out.stdout);
 }
+
+/// `hook devd` resolves the jail through the kernel, which only FreeBSD has: here it must say
+/// so plainly instead of guessing a jail (the FreeBSD path is compiled and linted, not run).
+#[cfg(not(target_os = "freebsd"))]
+#[test]
+fn hook_devd_needs_the_freebsd_kernel_and_says_so() {
+    let host = Host::new();
+    host.tenant("web", &[]);
+    host.secrets("web", "A=1\n");
+    host.run(&["hook", "devd", "--jid", "7"])
+        .expect(73)
+        .stderr_has("cannot resolve JID 7: jails exist only on FreeBSD");
+    assert!(!host.root_of("web").join(".env").exists());
+    host.run(&["hook", "devd", "--jid", "seven"]).expect(64);
+}
