@@ -382,3 +382,46 @@ fn hostile_item_names_and_bw_stderr_reach_the_terminal_escaped() {
     assert!(!out.stderr.contains('\u{1b}') && !out.stderr.contains('\u{7}'), "{:?}", out.stderr);
     assert!(!out.stderr.lines().any(|l| l.starts_with("forged")), "{:?}", out.stderr);
 }
+
+#[test]
+fn the_app_data_dir_must_be_private_and_ours() {
+    // A symlink where bw's data dir goes (e.g. into a jail): refused before any bw call.
+    let v = vault(&["web"]);
+    std::fs::create_dir_all(&v.host.state_dir).unwrap();
+    let elsewhere = v.host.path().join("elsewhere");
+    std::fs::create_dir(&elsewhere).unwrap();
+    std::os::unix::fs::symlink(&elsewhere, v.appdata()).unwrap();
+    v.host.run(&["provision", "web"]).expect(77).stderr_has("not a plain directory");
+    assert!(v.fake.calls().is_empty());
+
+    // Someone else's directory, or one open to others: refused with the fix.
+    let v = vault(&["web"]);
+    std::fs::create_dir_all(v.appdata()).unwrap();
+    std::os::unix::fs::chown(v.appdata(), Some(4321), None).unwrap();
+    v.host.run(&["provision", "web"]).expect(77).stderr_has("owned by uid 4321");
+    std::os::unix::fs::chown(v.appdata(), Some(nix::unistd::geteuid().as_raw()), None).unwrap();
+    std::fs::set_permissions(v.appdata(), std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    v.host.run(&["provision", "web"]).expect(77).stderr_has("chmod 700");
+    assert!(v.fake.calls().is_empty());
+
+    // Created fresh, it is 0700.
+    let v = vault(&["web"]);
+    v.host.run(&["provision", "web"]).expect(0);
+    assert_eq!(std::os::unix::fs::MetadataExt::mode(&std::fs::metadata(v.appdata()).unwrap()) & 0o777, 0o700);
+}
+
+#[test]
+fn a_changed_server_is_configured_before_the_next_login() {
+    let mut v = vault(&["web"]);
+    v.host.run(&["provision", "web"]).expect(0);
+    // The operator moves to another server; the fake now serves only that one.
+    v.fake.set_server_url("https://vault.example.org");
+    v.fake.install();
+    v.host.append_provider_env("BW_SERVER=https://vault.example.org\n");
+    v.host.run(&["provision", "web"]).expect(0);
+    let calls = v.fake.calls();
+    let second: Vec<&str> = calls[SESSION.len()..].iter().map(|c| c.step.as_str()).collect();
+    assert_eq!(second, SESSION, "config server again, while logged out, before login");
+    assert_eq!(calls[SESSION.len()].argv[..3], ["config", "server", "https://vault.example.org"]);
+    v.assert_clean();
+}
