@@ -11,4 +11,5 @@ mod packaging;
 mod real_bw;
 mod server;
 mod support;
+mod syslog;
 mod vault;
