@@ -35,7 +35,7 @@ fn syslog_gets_outcomes_but_no_secret_and_no_control_character() {
              touch /dev/null; mount --bind \"$d/null\" /dev/null; ln -s {} /dev/log; exec \"$@\"",
             socket_path.display()
         );
-        let mut command = v.host.command(args);
+        let command = v.host.command(args);
         let program = command.get_program().to_owned();
         let argv: Vec<_> = command.get_args().map(std::ffi::OsStr::to_owned).collect();
         let env: Vec<_> =
