@@ -22,7 +22,7 @@ use crate::safe_write::{self, Outcome};
 use crate::sanitize::clean;
 use crate::source::{self, Fetched};
 use crate::spool::{Answer, Claim, Spool, Ticket};
-use crate::tenant::{FRESH_OUTCOMES, LogRow, Store, Tenant, validate_root};
+use crate::tenant::{FRESH_OUTCOMES, LogRow, SETTINGS_CHANGED, Store, Tenant, validate_root};
 
 /// What started the run (kept in the provision log).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -409,7 +409,9 @@ fn identify(
                     Ok(Done::NoTenant)
                 }
             }
-            Err(e) if opts.trigger == Trigger::Boot && matches!(e, Error::Write { .. }) => {
+            // At boot a root may not be mounted yet: only a root that does not exist is
+            // skipped; anything refused (a symlink on the way) stays a failure.
+            Err(e) if opts.trigger == Trigger::Boot && !exists_nofollow(&tenant.root) => {
                 Ok(Done::Unreachable { reason: e.to_string() })
             }
             Err(e) => {
@@ -513,12 +515,21 @@ pub(crate) fn check_root(
     Ok((registered, jid))
 }
 
+/// Whether anything (even a dangling symlink) is at `path`.
+fn exists_nofollow(path: &Path) -> bool {
+    std::fs::symlink_metadata(path).is_ok()
+}
+
 /// The last successful provision's log row when it is recent and the file still matches it.
 fn fresh(settings: &Settings, store: &Store, tenant: &Tenant, root: &Path) -> Option<LogRow> {
     if settings.fresh_for.is_zero() {
         return None;
     }
-    let last = store.last_log(&tenant.name, Some(&FRESH_OUTCOMES)).ok()??;
+    let outcomes = [FRESH_OUTCOMES[0], FRESH_OUTCOMES[1], SETTINGS_CHANGED];
+    let last = store.last_log(&tenant.name, Some(&outcomes)).ok()??;
+    if last.outcome == SETTINGS_CHANGED {
+        return None;
+    }
     let age = now_unix().checked_sub(last.at_unix)?;
     if u64::try_from(age).ok()? >= settings.fresh_for.as_secs() {
         return None;

@@ -177,6 +177,10 @@ pub struct LogRow {
 /// Outcomes that mean "the file on disk holds what the vault had at `at_unix`".
 pub const FRESH_OUTCOMES: [&str; 2] = ["written", "unchanged"];
 
+/// The log outcome of `tenant set`: what was written before it may no longer match the
+/// tenant's settings (format, owner, root), so it ends the freshness window.
+pub const SETTINGS_CHANGED: &str = "settings";
+
 /// A jail name as Bastille accepts it (`validate_name` in Bastille's common code): letters,
 /// digits, `-` and `_`, not starting with `-` or `_`. All-digit names are refused too: the
 /// kernel's `jail_get` takes them as JIDs.

@@ -129,5 +129,26 @@ fn boot_skips_an_unreachable_root_and_serves_the_rest() {
     assert_eq!(logins(&v), 1);
     // Without --boot the same is a failure.
     v.host.run(&["provision", "--all"]).expect(73);
+    // A root that exists but is reached through a symlink is refused at boot too, not skipped.
+    let elsewhere = v.host.path().join("elsewhere");
+    std::fs::create_dir(&elsewhere).unwrap();
+    std::os::unix::fs::symlink(&elsewhere, v.host.root_of("down")).unwrap();
+    v.host.run(&["provision", "--all", "--boot"]).expect(73).stderr_has("symbolic link");
+    assert!(std::fs::read_dir(&elsewhere).unwrap().next().is_none());
+    v.assert_clean();
+}
+
+#[test]
+fn changed_tenant_settings_end_freshness() {
+    let v = vault(&["web"]);
+    v.host.run(&["provision", "web"]).expect(0);
+    v.host.run(&["hook", "start", "web"]).expect(0).stderr_has("is fresh");
+    // The operator switches the format: the next hook must write JSON, not keep the sh file.
+    v.host.run(&["tenant", "set", "web", "--format", "json"]).expect(0);
+    v.host.run(&["hook", "start", "web"]).expect(0).stderr_has("wrote");
+    assert!(env_of(&v, "web").starts_with('{'), "{}", env_of(&v, "web"));
+    assert_eq!(logins(&v), 2);
+    // And once written, the window applies again.
+    v.host.run(&["hook", "start", "web"]).expect(0).stderr_has("is fresh");
     v.assert_clean();
 }
