@@ -1060,15 +1060,6 @@ fn concurrent_calls_never_corrupt_the_state() {
 // Differential tier: the real bw next to the fake, for everything that needs no server
 // ---------------------------------------------------------------------------------------------
 
-/// The real `bw`: `$REAL_BW`, else `bw` on this process's `PATH`.
-fn real_bw() -> Option<PathBuf> {
-    if let Some(p) = std::env::var_os("REAL_BW") {
-        return Some(PathBuf::from(p));
-    }
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    std::env::split_paths(&path).map(|d| d.join("bw")).find(|p| p.is_file())
-}
-
 /// One call of a scenario: arguments and the extra environment.
 type Step = (Vec<String>, Vec<(&'static str, String)>);
 
@@ -1151,17 +1142,8 @@ fn run_scenario(exe: &Path, calls: &[Step], port: u16) -> Vec<(Option<i32>, Stri
 
 #[test]
 fn differential_real_bw_and_fake_agree_without_a_server() {
-    let Some(real) = real_bw() else {
-        assert_ne!(
-            std::env::var("CI").as_deref(),
-            Ok("true"),
-            "the real bw must be installed in CI (npm install -g @bitwarden/cli)"
-        );
-        eprintln!(
-            "\n!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!\n\
-                   SKIPPED: real bw not installed; the fake was not compared with it\n\
-                   !!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!\n"
-        );
+    let Some(real) = crate::support::real_bw::require("the differential tier (real bw next to the fake)")
+    else {
         return;
     };
     // A port nobody listens on: bind one, then let it go.

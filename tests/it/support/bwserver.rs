@@ -36,10 +36,6 @@ const START_TIMEOUT: Duration = Duration::from_secs(60);
 /// Bound on the one-off build of the server outside CI (a first build compiles RSA, rustls…).
 const BUILD_TIMEOUT: Duration = Duration::from_secs(20 * 60);
 
-fn in_ci() -> bool {
-    std::env::var("CI").as_deref() == Ok("true")
-}
-
 /// The repository (the root crate's manifest directory).
 fn repo() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -99,7 +95,7 @@ fn binary() -> &'static Result<PathBuf, String> {
     static BINARY: OnceLock<Result<PathBuf, String>> = OnceLock::new();
     BINARY.get_or_init(|| {
         let (path, own_target_dir) = expected_binary();
-        let build_note = if !in_ci() && own_target_dir { build() } else { None };
+        let build_note = if !super::in_ci() && own_target_dir { build() } else { None };
         match (path.is_file(), build_note) {
             (true, None) => Ok(path),
             (true, Some(note)) => {
@@ -132,12 +128,7 @@ pub fn require(what: &str) -> Option<Tools> {
     match binary() {
         Ok(server) => Some(Tools { bw, server: server.clone() }),
         Err(why) => {
-            assert!(!in_ci(), "colibri-bwserver is required in CI for: {what}: {why}");
-            // Past libtest's capture: straight to the process's stderr.
-            let _ = writeln!(
-                std::io::stderr(),
-                "\n!!!!!!!! SKIPPED (no colibri-bwserver): {what}: {why} !!!!!!!!\n"
-            );
+            super::skip(what, &format!("no colibri-bwserver: {why}"));
             None
         }
     }
