@@ -178,3 +178,59 @@ fn hook_stop_refuses_a_planted_symlink_or_directory() {
     host.run(&["hook", "stop", "web", s(&root)]).expect(0).stderr_has("refusing to remove it");
     assert_eq!(names(&root.join(".env")), ["keep"]);
 }
+
+/// A jail that swaps a directory of the env path for a symlink *while* colibri-vault writes
+/// (atomically, with `renameat2` `RENAME_EXCHANGE`, in a tight loop) never gets a byte written
+/// outside its root: each run either writes into the real directory or refuses (73).
+#[cfg(target_os = "linux")]
+#[test]
+fn a_directory_swapped_for_a_symlink_during_writes_never_leaks() {
+    use std::ffi::CString;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    let (host, root) = web(&["--env-path", "etc/app.env"]);
+    fs::create_dir(root.join("etc")).unwrap();
+    let outside = host.path().join("host-etc");
+    fs::create_dir(&outside).unwrap();
+    symlink(&outside, root.join("etc.alt")).unwrap();
+    let a = CString::new(root.join("etc").to_str().unwrap()).unwrap();
+    let b = CString::new(root.join("etc.alt").to_str().unwrap()).unwrap();
+    let stop = Arc::new(AtomicBool::new(false));
+    let swaps = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let swapper = {
+        let (stop, swaps) = (Arc::clone(&stop), Arc::clone(&swaps));
+        std::thread::spawn(move || {
+            while !stop.load(Ordering::Relaxed) {
+                // SAFETY: two valid NUL-terminated paths, AT_FDCWD, a documented flag.
+                let rc = unsafe {
+                    libc::renameat2(
+                        libc::AT_FDCWD,
+                        a.as_ptr(),
+                        libc::AT_FDCWD,
+                        b.as_ptr(),
+                        libc::RENAME_EXCHANGE,
+                    )
+                };
+                assert_eq!(rc, 0, "renameat2: {}", std::io::Error::last_os_error());
+                swaps.fetch_add(1, Ordering::Relaxed);
+            }
+        })
+    };
+    let (mut written, mut refused) = (0, 0);
+    for i in 0..150 {
+        // A new value each time, so every run really writes.
+        host.secrets("web", &format!("RUN='{i}'\n"));
+        match host.run(&["provision", "web"]).code {
+            Some(0) => written += 1,
+            Some(73) => refused += 1,
+            other => panic!("unexpected status {other:?}"),
+        }
+        assert!(names(&outside).is_empty(), "run {i} wrote outside the root: {:?}", names(&outside));
+    }
+    stop.store(true, Ordering::Relaxed);
+    swapper.join().unwrap();
+    assert!(swaps.load(Ordering::Relaxed) > 1000, "the swapper did not race");
+    assert!(written > 0 && refused > 0, "both outcomes should occur: {written} written, {refused} refused");
+    assert!(names(&outside).is_empty());
+}
