@@ -136,19 +136,8 @@ fn stop(settings: &Settings, log: &Log, name: &str, path: Option<&PathBuf>) -> R
         Ok(false) => log.info(&format!("jail {name}: {} was already absent", path_shown.display())),
         Err(e) => log.error(&format!("jail {name}: {e}")),
     }
-    let row = LogRow {
-        at_unix: provision::now_unix(),
-        tenant: tenant.name.clone(),
-        jail: name.to_owned(),
-        jid: None,
-        trigger: "hook-stop".into(),
-        keys: Vec::new(),
-        content_hash: None,
-        outcome: outcome.into(),
-        duration_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
-        bw_calls: 0,
-        error,
-    };
+    let elapsed = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+    let row = LogRow::event(&tenant.name, "hook-stop", outcome, elapsed, error);
     if let Err(e) = store.record(&row) {
         log.error(&format!("jail {name}: could not record the outcome: {e}"));
     }

@@ -125,19 +125,7 @@ pub fn tenant(settings: &Settings, command: &TenantCommand) -> Result<u8> {
             }
             store.update(&t)?;
             // Audit trail, and the end of the freshness window for what was written before.
-            store.record(&tenant::LogRow {
-                at_unix: provision::now_unix(),
-                tenant: t.name.clone(),
-                jail: t.name.clone(),
-                jid: None,
-                trigger: "tenant-set".into(),
-                keys: Vec::new(),
-                content_hash: None,
-                outcome: tenant::SETTINGS_CHANGED.into(),
-                duration_ms: 0,
-                bw_calls: 0,
-                error: None,
-            })?;
+            store.record(&tenant::LogRow::event(&t.name, "tenant-set", tenant::SETTINGS_CHANGED, 0, None))?;
             eprintln!("colibri-vault: updated tenant {}", t.name);
         }
         TenantCommand::Remove { name } => {

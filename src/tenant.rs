@@ -174,6 +174,32 @@ pub struct LogRow {
     pub error: Option<String>,
 }
 
+impl LogRow {
+    /// A row for an event that fetched nothing (a stop hook, a settings change): no keys, no
+    /// hash, no bw call.
+    pub fn event(
+        tenant: &str,
+        trigger: &str,
+        outcome: &str,
+        duration_ms: u64,
+        error: Option<String>,
+    ) -> LogRow {
+        LogRow {
+            at_unix: crate::provision::now_unix(),
+            tenant: tenant.to_owned(),
+            jail: tenant.to_owned(),
+            jid: None,
+            trigger: trigger.to_owned(),
+            keys: Vec::new(),
+            content_hash: None,
+            outcome: outcome.to_owned(),
+            duration_ms,
+            bw_calls: 0,
+            error,
+        }
+    }
+}
+
 /// Outcomes that mean "the file on disk holds what the vault had at `at_unix`".
 pub const FRESH_OUTCOMES: [&str; 2] = ["written", "unchanged"];
 
