@@ -936,8 +936,14 @@ fn calls_record_argv_environment_and_processes() {
         assert!(c.appdata_from_env && c.appdata == bw.appdata);
         assert!(c.end.expect("ended") >= c.start && c.rc == Some(0));
     }
+    // Each call runs in this test's session (no setsid) and directory. The session id is compared,
+    // not checked for > 0: under a container's init the whole tree can be in session 0.
     let here = std::env::current_dir().expect("cwd");
-    assert!(calls.iter().all(|c| c.sid > 0 && c.cwd.as_deref() == here.to_str()));
+    let my_sid = nix::unistd::getsid(None).expect("getsid").as_raw();
+    for c in &calls {
+        assert_eq!(c.sid, my_sid, "{} ran in another session", c.step);
+        assert_eq!(c.cwd.as_deref(), here.to_str(), "{} ran elsewhere", c.step);
+    }
     assert_eq!(calls[0].stderr, notices(&bw.appdata, true));
     let login = &calls[1];
     assert_eq!(login.argv, ["login", "--apikey"]);
