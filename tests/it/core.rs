@@ -317,3 +317,71 @@ fn a_nul_in_a_value_is_bad_data() {
     host.run(&["hook", "start", "web"]).expect(65).stderr_has("contains a NUL byte");
     assert!(names(&root).is_empty());
 }
+
+/// Invariant 4 watched as it happens, not inferred from the final file: fanotify holds
+/// colibri-vault at each open of a file in the jail root (`FAN_OPEN_PERM` is answered only after
+/// the test has looked), so the temporary file is seen the instant it exists, before any
+/// `fchmod`, `fchown` or write could change it. It must be 0600 and empty then.
+#[cfg(target_os = "linux")]
+#[test]
+fn the_temporary_file_is_0600_and_empty_the_moment_it_is_created() {
+    use nix::sys::fanotify::{
+        EventFFlags, Fanotify, FanotifyResponse, InitFlags, MarkFlags, MaskFlags, Response,
+    };
+    use std::os::fd::AsRawFd;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    let (host, root) = web(&[]);
+    let fan = match Fanotify::init(
+        InitFlags::FAN_CLASS_CONTENT | InitFlags::FAN_CLOEXEC | InitFlags::FAN_NONBLOCK,
+        EventFFlags::O_RDONLY | EventFFlags::O_LARGEFILE,
+    ) {
+        Ok(fan) => fan,
+        Err(e) => return crate::support::skip("watching the temporary file", &format!("fanotify: {e}")),
+    };
+    let mask = MaskFlags::FAN_OPEN_PERM | MaskFlags::FAN_EVENT_ON_CHILD;
+    fan.mark(MarkFlags::FAN_MARK_ADD, mask, nix::fcntl::AT_FDCWD, Some(&root)).expect("fanotify_mark");
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let watcher = {
+        let stop = Arc::clone(&stop);
+        std::thread::spawn(move || {
+            // (file name, mode, size) of every file opened in the root, seen before the open returns.
+            let mut seen = Vec::new();
+            while !stop.load(Ordering::Relaxed) {
+                let events = match fan.read_events() {
+                    Ok(events) => events,
+                    Err(nix::errno::Errno::EAGAIN) => {
+                        std::thread::sleep(Duration::from_millis(1));
+                        continue;
+                    }
+                    Err(e) => panic!("fanotify read: {e}"),
+                };
+                for event in events {
+                    let fd = event.fd().expect("no queue overflow");
+                    let st = nix::sys::stat::fstat(fd).expect("fstat");
+                    let path = fs::read_link(format!("/proc/self/fd/{}", fd.as_raw_fd())).expect("fd path");
+                    let name = path.file_name().unwrap().to_string_lossy().into_owned();
+                    seen.push((name, st.st_mode & 0o7777, st.st_size));
+                    fan.write_response(FanotifyResponse::new(fd, Response::FAN_ALLOW)).expect("allow");
+                }
+            }
+            seen
+        })
+    };
+    for i in 0..3 {
+        // A new value each time, so every run writes a new file.
+        host.secrets("web", &format!("{SECRETS}RUN='{i}'\n"));
+        host.run(&["provision", "web"]).expect(0).stderr_has("wrote");
+    }
+    stop.store(true, Ordering::Relaxed);
+    let seen = watcher.join().expect("watcher");
+
+    let temps: Vec<_> = seen.iter().filter(|(name, ..)| name.starts_with("..env.colibri-tmp.")).collect();
+    assert_eq!(temps.len(), 3, "one temporary file per write, each held at its open: {seen:?}");
+    for (name, mode, size) in temps {
+        assert_eq!((*mode, *size), (0o600, 0), "{name} at creation");
+    }
+    assert_eq!(file_state(&root.join(".env")).mode, 0o600);
+}
