@@ -5,7 +5,10 @@
 //! group is killed (bw is a Node program and may have helpers). stdout and stderr are drained
 //! on threads so a chatty child cannot block on a full pipe. stdout may hold secrets (the
 //! session key, decrypted items) and is kept in zeroizing memory; it never reaches an error.
-//! stdin is /dev/null, so bw can never wait for a prompt answer.
+//! stdin is /dev/null, so bw can never wait for a prompt answer. A colibri-vault killed outright
+//! (SIGKILL, which no handler sees) takes its bw call with it: the child asks the kernel for
+//! SIGKILL when its parent dies, so no orphaned bw finishes a login after the next run has
+//! logged out, or runs beside it on the same app data.
 
 use std::ffi::OsString;
 use std::io::Read;
@@ -59,6 +62,10 @@ pub fn run(call: &Call<'_>) -> Result<Output, RunError> {
         .stderr(Stdio::piped())
         // Its own process group, so a kill reaches every helper it started.
         .process_group(0);
+    let parent = nix::unistd::getpid();
+    // SAFETY: the closure runs in the forked child before exec and makes only async-signal-safe
+    // system calls (prctl or procctl, getppid); it allocates nothing and takes no lock.
+    unsafe { command.pre_exec(move || die_with_parent(parent)) };
     let mut child = command.spawn().map_err(RunError::Start)?;
     let stdout = child.stdout.take().map(|out| drain(out, STDOUT_CAP));
     let stderr = child.stderr.take().map(|err| drain(err, STDERR_CAP));
@@ -101,6 +108,38 @@ fn kill_group(child: &mut Child) {
     }
     let _ = child.kill();
     let _ = child.wait();
+}
+
+/// In the child, before exec: SIGKILL when the parent dies, and give up at once if it already has.
+fn die_with_parent(parent: nix::unistd::Pid) -> std::io::Result<()> {
+    set_parent_death_signal()?;
+    if nix::unistd::getppid() == parent {
+        Ok(())
+    } else {
+        Err(std::io::Error::other("colibri-vault ended before bw started"))
+    }
+}
+
+#[cfg(target_os = "linux")]
+fn set_parent_death_signal() -> std::io::Result<()> {
+    // Linux sends it when the forking *thread* ends; bw is always started by the main thread.
+    Ok(nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL)?)
+}
+
+#[cfg(target_os = "freebsd")]
+fn set_parent_death_signal() -> std::io::Result<()> {
+    let mut signal: libc::c_int = libc::SIGKILL;
+    // SAFETY: procctl(2) on our own pid (0) with PROC_PDEATHSIG_CTL reads one c_int from
+    // `signal`, which lives for the duration of the call.
+    let rc = unsafe {
+        libc::procctl(libc::P_PID, 0, libc::PROC_PDEATHSIG_CTL, (&raw mut signal).cast::<libc::c_void>())
+    };
+    Ok(nix::errno::Errno::result(rc).map(drop)?)
+}
+
+#[cfg(not(any(target_os = "linux", target_os = "freebsd")))]
+fn set_parent_death_signal() -> std::io::Result<()> {
+    Ok(())
 }
 
 fn drain<R: Read + Send + 'static>(mut reader: R, cap: usize) -> JoinHandle<Zeroizing<Vec<u8>>> {

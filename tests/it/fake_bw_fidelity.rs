@@ -829,16 +829,6 @@ fn signal_knob_kills_the_process() {
     assert_eq!((call.rc, call.signal), (None, Some(libc::SIGTERM)));
 }
 
-fn alive(pid: i32) -> bool {
-    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Ok(stat) => {
-            !matches!(stat.rsplit(')').next().and_then(|s| s.split_whitespace().next()), Some("Z" | "X"))
-        }
-        // SAFETY: kill with signal 0 only checks that the process exists.
-        Err(_) => unsafe { libc::kill(pid, 0) == 0 },
-    }
-}
-
 /// Starts `bw` in its own process group, as colibri-vault does, and waits until it hangs.
 fn start_hanging(bw: &Bw, args: &[&str]) -> (std::process::Child, i32) {
     let mut cmd = bw.command(args, &[]);
@@ -874,12 +864,12 @@ fn hang_knob_waits_until_its_process_group_is_killed() {
     let call = bw.fake.calls().into_iter().find(|c| c.pid == pid).expect("recorded");
     let helper = call.child_pid.expect("the helper's pid");
     assert_eq!((call.pgid, call.rc, call.end), (pid, None, None));
-    assert!(alive(helper));
+    assert!(crate::support::alive(helper));
     // SAFETY: plain killpg on the group we created for this child.
     assert_eq!(unsafe { libc::killpg(pid, libc::SIGTERM) }, 0);
     assert_eq!(child.wait().expect("wait").signal(), Some(libc::SIGTERM));
     let deadline = Instant::now() + Duration::from_secs(10);
-    while alive(helper) {
+    while crate::support::alive(helper) {
         assert!(Instant::now() < deadline, "the helper survived its group's SIGTERM");
         thread::sleep(Duration::from_millis(20));
     }

@@ -415,3 +415,39 @@ fn a_bw_left_logged_in_by_someone_else_is_logged_out_first() {
     assert_eq!(std::fs::read_to_string(t.host.root_of("web").join(".env")).unwrap(), "K='v'\n");
     assert_eq!(t.server.token_requests(), 2, "theirs and ours");
 }
+
+#[test]
+fn a_run_killed_outright_takes_its_bw_along_and_the_next_run_logs_out_first() {
+    // SIGKILL reaches no handler, so colibri-vault cannot log out. Its bw, hanging in the sync
+    // that `login` runs while it holds the client secret and a token, dies with it (parent-death
+    // signal) instead of finishing the login after the next run has logged out; the next run
+    // finds the session marker, logs out first and runs its own session.
+    let mut spec = Spec::new();
+    spec.tenant("web").login("web", "K", "v");
+    let Some(t) = tier("a run killed outright", &spec, &["web"]) else { return };
+    t.server.set_knobs(&json!({"sync": {"delay_secs": SERVER_DELAY_SECS}}));
+    let mut child =
+        t.host.command(&["provision", "web"]).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
+    let started = Instant::now();
+    loop {
+        let data = std::fs::read_to_string(t.appdata().join("data.json")).unwrap_or_default();
+        if t.server.count("/api/sync") > 0 && data.contains(CLIENT_SECRET) {
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(90), "bw never held the credentials");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !bw_processes_on(&t.appdata()).is_empty() {
+        assert!(Instant::now() < deadline, "bw outlived the colibri-vault that started it");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let data = std::fs::read_to_string(t.appdata().join("data.json")).unwrap();
+    assert!(data.contains(CLIENT_SECRET), "precondition: killed while bw was logged in");
+
+    t.server.set_knobs(&json!({}));
+    t.run(&["provision", "web"]).expect(0).stderr_has("logging out first");
+    assert_eq!(std::fs::read_to_string(t.host.root_of("web").join(".env")).unwrap(), "K='v'\n");
+}

@@ -242,16 +242,29 @@ fn a_failed_logout_falls_back_to_lock_and_says_so() {
 #[test]
 fn a_crashed_run_is_logged_out_by_the_next_one() {
     let mut v = vault(&["web"]);
-    // The first run dies outright (SIGKILL cannot be caught) while listing.
-    v.fake.set_step_latency("list items", 5.0);
+    // The first run dies outright (SIGKILL cannot be caught) while bw hangs in the listing.
+    v.fake.fault(Fault::hang("list items").for_seconds(60.0));
     v.fake.install();
     let mut child = v.host.command(&["provision", "web"]).spawn().unwrap();
-    wait_inside_list_items(&v);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let bw = loop {
+        if let Some(call) = v.fake.calls_of("list items").into_iter().find(|c| c.hung) {
+            break call.pid;
+        }
+        assert!(Instant::now() < deadline, "list items never started: {:?}", v.steps());
+        std::thread::sleep(Duration::from_millis(20));
+    };
     child.kill().unwrap();
     child.wait().unwrap();
+    // Its bw call dies with it (parent-death signal), not 60 s later as an orphan.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while crate::support::alive(bw) {
+        assert!(Instant::now() < deadline, "bw (pid {bw}) outlived the colibri-vault that started it");
+        std::thread::sleep(Duration::from_millis(20));
+    }
     let data = v.fake.data_json_text(&v.appdata()).unwrap();
     assert!(data.contains(&Account::default().client_secret), "precondition: left logged in");
-    v.fake.set_step_latency("list items", 0.0);
+    v.fake.clear_faults();
     v.fake.install();
     v.host.run(&["provision", "web"]).expect(0).stderr_has("logging out first");
     v.assert_clean();

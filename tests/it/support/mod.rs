@@ -14,6 +14,17 @@ pub fn skip(what: &str, why: &str) {
     assert!(!in_ci(), "{what} must run in CI, but: {why}");
     let _ = writeln!(std::io::stderr(), "\n!!!!!!!! SKIPPED ({why}): {what} !!!!!!!!\n");
 }
+/// Whether process `pid` runs (a zombie does not).
+pub fn alive(pid: i32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => {
+            !matches!(stat.rsplit(')').next().and_then(|s| s.split_whitespace().next()), Some("Z" | "X"))
+        }
+        // SAFETY: kill with signal 0 only checks that the process exists.
+        Err(_) => unsafe { libc::kill(pid, 0) == 0 },
+    }
+}
+
 pub mod bwserver;
 pub mod fake_bw;
 pub mod host;
