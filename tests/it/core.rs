@@ -319,12 +319,14 @@ fn a_nul_in_a_value_is_bad_data() {
 }
 
 /// Invariant 4 watched as it happens, not inferred from the final file: fanotify holds
-/// colibri-vault at each open of a file in the jail root (`FAN_OPEN_PERM` is answered only after
-/// the test has looked), so the temporary file is seen the instant it exists, before any
-/// `fchmod`, `fchown` or write could change it. It must be 0600 and empty then.
+/// colibri-vault at each open of a file in the jail root and at each read (the permission events
+/// are answered only after the test has looked). The temporary file is seen the instant it
+/// exists, before any `fchmod`, `fchown` or write could change it: 0600 and empty. It is seen
+/// again when colibri-vault reads it back, which comes before the rename: 0600, the configured
+/// owner, the whole content.
 #[cfg(target_os = "linux")]
 #[test]
-fn the_temporary_file_is_0600_and_empty_the_moment_it_is_created() {
+fn the_temporary_file_is_0600_from_creation_and_owned_before_the_rename() {
     use nix::sys::fanotify::{
         EventFFlags, Fanotify, FanotifyResponse, InitFlags, MarkFlags, MaskFlags, Response,
     };
@@ -340,15 +342,15 @@ fn the_temporary_file_is_0600_and_empty_the_moment_it_is_created() {
         Ok(fan) => fan,
         Err(e) => return crate::support::skip("watching the temporary file", &format!("fanotify: {e}")),
     };
-    let mask = MaskFlags::FAN_OPEN_PERM | MaskFlags::FAN_EVENT_ON_CHILD;
+    let mask = MaskFlags::FAN_OPEN_PERM | MaskFlags::FAN_ACCESS_PERM | MaskFlags::FAN_EVENT_ON_CHILD;
     fan.mark(MarkFlags::FAN_MARK_ADD, mask, nix::fcntl::AT_FDCWD, Some(&root)).expect("fanotify_mark");
 
     let stop = Arc::new(AtomicBool::new(false));
     let watcher = {
         let stop = Arc::clone(&stop);
         std::thread::spawn(move || {
-            // (file name, mode, size) of every file opened in the root, seen before the open returns.
-            let mut seen = Vec::new();
+            // Every open and read of a file in the root, as the file was before the call returned.
+            let mut seen: Vec<Seen> = Vec::new();
             while !stop.load(Ordering::Relaxed) {
                 let events = match fan.read_events() {
                     Ok(events) => events,
@@ -362,8 +364,13 @@ fn the_temporary_file_is_0600_and_empty_the_moment_it_is_created() {
                     let fd = event.fd().expect("no queue overflow");
                     let st = nix::sys::stat::fstat(fd).expect("fstat");
                     let path = fs::read_link(format!("/proc/self/fd/{}", fd.as_raw_fd())).expect("fd path");
-                    let name = path.file_name().unwrap().to_string_lossy().into_owned();
-                    seen.push((name, st.st_mode & 0o7777, st.st_size));
+                    seen.push(Seen {
+                        open: event.mask().contains(MaskFlags::FAN_OPEN_PERM),
+                        name: path.file_name().unwrap().to_string_lossy().into_owned(),
+                        mode: st.st_mode & 0o7777,
+                        owner: (st.st_uid, st.st_gid),
+                        size: st.st_size,
+                    });
                     fan.write_response(FanotifyResponse::new(fd, Response::FAN_ALLOW)).expect("allow");
                 }
             }
@@ -378,10 +385,30 @@ fn the_temporary_file_is_0600_and_empty_the_moment_it_is_created() {
     stop.store(true, Ordering::Relaxed);
     let seen = watcher.join().expect("watcher");
 
-    let temps: Vec<_> = seen.iter().filter(|(name, ..)| name.starts_with("..env.colibri-tmp.")).collect();
-    assert_eq!(temps.len(), 3, "one temporary file per write, each held at its open: {seen:?}");
-    for (name, mode, size) in temps {
-        assert_eq!((*mode, *size), (0o600, 0), "{name} at creation");
+    let final_state = file_state(&root.join(".env"));
+    assert_eq!((final_state.mode, final_state.uid, final_state.gid), (0o600, 1234, 5678));
+    let temp = |s: &&Seen| s.name.starts_with("..env.colibri-tmp.");
+    let opened: Vec<_> = seen.iter().filter(temp).filter(|s| s.open).collect();
+    assert_eq!(opened.len(), 3, "one temporary file per write, each held at its open: {seen:#?}");
+    for s in opened {
+        assert_eq!((s.mode, s.size), (0o600, 0), "{} at creation", s.name);
     }
-    assert_eq!(file_state(&root.join(".env")).mode, 0o600);
+    let read_back: Vec<_> = seen.iter().filter(temp).filter(|s| !s.open).collect();
+    assert!(read_back.len() >= 3, "each temporary file is read back before the rename: {seen:#?}");
+    let whole = i64::try_from(final_state.bytes.len()).unwrap();
+    for s in read_back {
+        assert_eq!((s.mode, s.owner, s.size), (0o600, (1234, 5678), whole), "{} before the rename", s.name);
+    }
+}
+
+/// What the fanotify watcher saw of a file in the jail root.
+#[cfg(target_os = "linux")]
+#[derive(Debug)]
+struct Seen {
+    /// An open (`FAN_OPEN_PERM`), else a read (`FAN_ACCESS_PERM`).
+    open: bool,
+    name: String,
+    mode: u32,
+    owner: (u32, u32),
+    size: i64,
 }
