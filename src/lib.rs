@@ -5,6 +5,7 @@
 
 pub mod bw;
 pub mod cli;
+pub mod clock;
 pub mod config;
 pub mod doctor;
 pub mod envfile;

@@ -52,7 +52,7 @@ impl HostLock {
 
     /// Takes the lock if it is free right now; `Ok(None)` if another process holds it.
     /// Waiting (with its deadline, signals and group-commit answers) is the caller's loop:
-    /// `provision::wait_for_lock`.
+    /// `provision::session::lock`.
     pub fn try_acquire(run_dir: &Path) -> Result<Option<HostLock>> {
         private_dir(run_dir)?;
         let path = Self::path(run_dir);

@@ -255,7 +255,7 @@ pub fn status(settings: &Settings, only: Option<&str>, json: bool) -> Result<u8>
         rows.push(StatusRow {
             tenant: clean(&t.name),
             status: clean(&t.status),
-            last_provision: last.as_ref().map(|l| iso(l.at_unix)),
+            last_provision: last.as_ref().map(|l| crate::clock::iso(l.at_unix)),
             outcome: last.as_ref().map(|l| l.outcome.clone()),
             trigger: last.as_ref().map(|l| l.trigger.clone()),
             keys: last.as_ref().filter(|l| l.outcome != "failed").map(|l| l.keys.len()),
@@ -284,22 +284,6 @@ pub fn status(settings: &Settings, only: Option<&str>, json: bool) -> Result<u8>
     }
     print!("{out}");
     Ok(exit::OK)
-}
-
-/// `YYYY-MM-DDTHH:MM:SSZ` for a Unix time (civil-from-days, proleptic Gregorian).
-pub fn iso(unix: i64) -> String {
-    let days = unix.div_euclid(86_400);
-    let secs = unix.rem_euclid(86_400);
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!("{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z", secs / 3600, secs % 3600 / 60, secs % 60)
 }
 
 /// `jail enable|disable`: edits one Bastille jail's jail.conf (text logic in `jailconf`).
@@ -400,16 +384,4 @@ fn replace_file(path: &std::path::Path, bytes: &[u8]) -> Result<()> {
         let _ = std::fs::remove_file(&tmp);
     }
     result.map_err(fail)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn iso_dates() {
-        assert_eq!(iso(0), "1970-01-01T00:00:00Z");
-        assert_eq!(iso(1_700_000_000), "2023-11-14T22:13:20Z");
-        assert_eq!(iso(951_782_400), "2000-02-29T00:00:00Z");
-    }
 }

@@ -185,7 +185,7 @@ impl LogRow {
         error: Option<String>,
     ) -> LogRow {
         LogRow {
-            at_unix: crate::provision::now_unix(),
+            at_unix: crate::clock::now_unix(),
             tenant: tenant.to_owned(),
             jail: tenant.to_owned(),
             jid: None,

@@ -4,14 +4,16 @@
 //! collections, and is closed (for `bw`: logout). The pipeline asks for every collection it
 //! serves in a single `fetch`, so a batch of tenants costs one session whatever its size.
 //! Sources return raw items; turning them into entries is `envfile`'s job, shared by all.
+//!
+//! This module holds only the shared types and the `dir` source; the `bw` source (`crate::bw`)
+//! implements [`Session`] on its own, and the pipeline picks one (`provision::session`), so
+//! neither source depends on the other or on the pipeline.
 
 pub mod dir;
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use crate::config::{Settings, SourceKind};
 use crate::error::Result;
-use crate::logging::Log;
 use crate::secret::Secret;
 
 /// One item of a collection, as the source found it.
@@ -45,12 +47,4 @@ pub trait Session {
 
     /// Ends the session. Sources must also end it when dropped without `close`.
     fn close(self: Box<Self>) -> Result<()>;
-}
-
-/// Opens a session with the configured source.
-pub fn open<'a>(settings: &Settings, log: &'a Log) -> Result<Box<dyn Session + 'a>> {
-    match settings.source {
-        SourceKind::Dir => Ok(Box::new(dir::DirSession::new(settings.secrets_dir.clone()))),
-        SourceKind::Bw => crate::bw::open(settings, log),
-    }
 }

@@ -1,0 +1,155 @@
+//! Steps 1–3 of the pipeline, and freshness: for each request, the tenant (by jail name), the
+//! root to write under (registered, compared with the caller's and the kernel's path, reachable
+//! without a symlink), and whether a hook may skip the vault because the file is fresh.
+//!
+//! Decides, writes nothing in the jail. Requests decided here (no tenant, refused, fresh,
+//! unreachable at boot) get their final report and log row; the others come back as `Pending`.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Instant;
+
+use super::record::{self, Attempt, Facts};
+use super::{Ctx, Done, Options, Pending, Report, Request, Trigger};
+use crate::config::{Settings, normalize_dir};
+use crate::envfile;
+use crate::error::{Error, Result};
+use crate::jail;
+use crate::safe_write;
+use crate::sanitize::clean;
+use crate::tenant::{FRESH_OUTCOMES, LogRow, SETTINGS_CHANGED, Store, Tenant, validate_root};
+
+/// One report per request (final for those decided here; a placeholder for the pending ones,
+/// replaced once the session has answered) and the tenants that need the vault.
+pub(super) fn identify(
+    ctx: &Ctx<'_>,
+    store: &mut Store,
+    requests: &[Request],
+    opts: Options,
+) -> (Vec<Report>, Vec<Pending>) {
+    let mut reports = Vec::with_capacity(requests.len());
+    let mut pending = Vec::new();
+    for (index, request) in requests.iter().enumerate() {
+        let started = Instant::now();
+        let jail = request.jail.clone();
+        let tenant = match store.get(&request.jail) {
+            Ok(Some(tenant)) => tenant,
+            Ok(None) => {
+                ctx.log.debug(&format!("jail {jail}: no tenant registered; nothing to do"));
+                reports.push(Report { jail, tenant: None, result: Ok(Done::NoTenant) });
+                continue;
+            }
+            Err(e) => {
+                reports.push(Report { jail, tenant: None, result: Err(Arc::new(e)) });
+                continue;
+            }
+        };
+        let result = match check_root(ctx.settings, &tenant, request) {
+            Ok((root, jid)) => {
+                let last = if opts.use_freshness { fresh(ctx.settings, store, &tenant, &root) } else { None };
+                if let Some(last) = last {
+                    let done = Done::Fresh { path: root.join(&tenant.options.env_path) };
+                    let attempt = Attempt { tenant: &tenant, jail: &jail, jid, started, opts };
+                    // The file still holds what that provision wrote: its key names and hash
+                    // belong in this row too (`status` shows the last row's key count).
+                    let facts = Facts { keys: last.keys, hash: last.content_hash, calls: 0 };
+                    record::record(ctx, store, &attempt, Ok(&done), &facts);
+                    Ok(done)
+                } else {
+                    pending.push(Pending {
+                        index,
+                        jail: jail.clone(),
+                        opts,
+                        tenant: tenant.clone(),
+                        root,
+                        jid,
+                        started,
+                    });
+                    Ok(Done::NoTenant)
+                }
+            }
+            // At boot a root may not be mounted yet: only a root that does not exist is
+            // skipped; anything refused (a symlink on the way) stays a failure.
+            Err(e) if opts.trigger == Trigger::Boot && !exists_nofollow(&tenant.root) => {
+                Ok(Done::Unreachable { reason: e.to_string() })
+            }
+            Err(e) => {
+                let e = Arc::new(e);
+                let attempt = Attempt { tenant: &tenant, jail: &jail, jid: None, started, opts };
+                record::record(ctx, store, &attempt, Err(&e), &Facts::default());
+                Err(e)
+            }
+        };
+        reports.push(Report { jail, tenant: Some(tenant), result });
+    }
+    (reports, pending)
+}
+
+/// Step 3: the root to write under, and the JID if the kernel knows the jail.
+pub(crate) fn check_root(
+    settings: &Settings,
+    tenant: &Tenant,
+    request: &Request,
+) -> Result<(PathBuf, Option<i32>)> {
+    let refused = |problem: String| Error::refused(&tenant.name, problem);
+    let registered = validate_root(&tenant.root, &settings.jail_root_base)
+        .map_err(|e| refused(format!("registered root: {e}")))?;
+    if registered != tenant.root {
+        return Err(refused(format!("registered root {} is not normalized", tenant.root.display())));
+    }
+    if let Some(given) = &request.given_path {
+        let given = normalize_dir(given);
+        if given != registered {
+            return Err(refused(format!(
+                "the jail's path {} differs from the registered root {}",
+                clean(&given.to_string_lossy()),
+                registered.display()
+            )));
+        }
+    }
+    let running = match &request.running {
+        Some(running) => Some(running.clone()),
+        None => jail::by_name(&tenant.name)?,
+    };
+    let jid = match running {
+        Some(running) => {
+            if normalize_dir(&running.path) != registered {
+                return Err(refused(format!(
+                    "the kernel's path for jail {} (JID {}) is {}, not the registered root {}",
+                    tenant.name,
+                    running.jid,
+                    clean(&running.path.to_string_lossy()),
+                    registered.display()
+                )));
+            }
+            Some(running.jid)
+        }
+        None => None,
+    };
+    // Reachable, and no symlink on the way (host side included).
+    safe_write::open_dir_nofollow(&registered)?;
+    Ok((registered, jid))
+}
+
+/// Whether anything (even a dangling symlink) is at `path`.
+fn exists_nofollow(path: &Path) -> bool {
+    std::fs::symlink_metadata(path).is_ok()
+}
+
+/// The last successful provision's log row when it is recent and the file still matches it.
+fn fresh(settings: &Settings, store: &Store, tenant: &Tenant, root: &Path) -> Option<LogRow> {
+    if settings.fresh_for.is_zero() {
+        return None;
+    }
+    let outcomes = [FRESH_OUTCOMES[0], FRESH_OUTCOMES[1], SETTINGS_CHANGED];
+    let last = store.last_log(&tenant.name, Some(&outcomes)).ok()??;
+    if last.outcome == SETTINGS_CHANGED {
+        return None;
+    }
+    let age = crate::clock::now_unix().checked_sub(last.at_unix)?;
+    if u64::try_from(age).ok()? >= settings.fresh_for.as_secs() {
+        return None;
+    }
+    let current = safe_write::read(root, &tenant.options.env_path).ok()??;
+    (Some(envfile::sha256_hex(&current)) == last.content_hash).then_some(last)
+}
