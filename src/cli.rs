@@ -1,25 +1,48 @@
 //! What the user typed: the command line, parsed by clap. No behaviour here.
 #![allow(clippy::doc_markdown, reason = "doc comments here are --help text shown to people")]
 
+use std::ffi::OsString;
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
 use crate::config::Flags;
 
+/// Shown after `--help`: where settings come from and what the exit statuses mean.
+const AFTER_HELP: &str = "\
+Settings: flag > environment (COLIBRI_*) > COLIBRI_* line in the provider env > default.
+
+Exit status (sysexits(3)):
+  0   done, or nothing to do (a hook for a jail without a tenant)
+  64  usage: bad arguments, invalid tenant name, root or env path
+  65  bad vault data: duplicate variable names, NUL in a value, too large
+  66  unknown tenant (named explicitly) or collection
+  69  vault or bw unavailable
+  70  internal error (a bug; the bw session was still ended)
+  73  write refused or failed (a planted link, a root outside the base, a path mismatch)
+  75  temporary: the host-wide lock or the database stayed busy past the deadline
+  77  permissions: provider env or secrets file too open, wrong vault credentials
+  78  configuration error
+  128+N  stopped by signal N (after logging bw out)
+Hooks pass a failure through the tenant's failure policy (continue: 0).
+See colibri-vault(8).";
+
+/// The heading the settings and verbosity flags are listed under, apart from each command's own.
+const GLOBAL: &str = "Global options";
+
 #[derive(Parser, Debug)]
 #[command(
     name = "colibri-vault",
     version,
     about = "Puts each FreeBSD jail's secrets from Vaultwarden into the jail when it starts",
-    after_help = "Settings: flag > environment (COLIBRI_*) > COLIBRI_* line in the provider env > default. See colibri-vault(8)."
+    after_help = AFTER_HELP
 )]
 pub struct Cli {
     /// More output (-vv for debug)
-    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    #[arg(short, long, action = clap::ArgAction::Count, global = true, help_heading = GLOBAL)]
     pub verbose: u8,
     /// Errors only
-    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    #[arg(short, long, global = true, conflicts_with = "verbose", help_heading = GLOBAL)]
     pub quiet: bool,
     #[command(flatten)]
     pub settings: SettingFlags,
@@ -30,40 +53,40 @@ pub struct Cli {
 #[derive(Args, Debug)]
 pub struct SettingFlags {
     /// Provider env file [env: COLIBRI_PROVIDER_ENV] [default: /usr/local/etc/colibri/provider.env]
-    #[arg(long, value_name = "FILE", global = true)]
+    #[arg(long, value_name = "FILE", global = true, help_heading = GLOBAL)]
     pub provider_env: Option<PathBuf>,
     /// Tenant database [env: COLIBRI_DB]
-    #[arg(long, value_name = "FILE", global = true)]
+    #[arg(long, value_name = "FILE", global = true, help_heading = GLOBAL)]
     pub db: Option<PathBuf>,
     /// Jail roots must lie under this directory [env: COLIBRI_JAIL_ROOT_BASE]
-    #[arg(long, value_name = "DIR", global = true)]
+    #[arg(long, value_name = "DIR", global = true, help_heading = GLOBAL)]
     pub jail_root_base: Option<PathBuf>,
     /// bw app data and state [env: COLIBRI_STATE_DIR]
-    #[arg(long, value_name = "DIR", global = true)]
+    #[arg(long, value_name = "DIR", global = true, help_heading = GLOBAL)]
     pub state_dir: Option<PathBuf>,
     /// Host-wide lock and request spool [env: COLIBRI_RUN_DIR]
-    #[arg(long, value_name = "DIR", global = true)]
+    #[arg(long, value_name = "DIR", global = true, help_heading = GLOBAL)]
     pub run_dir: Option<PathBuf>,
     /// Secrets source: bw or dir [env: COLIBRI_SOURCE]
-    #[arg(long, value_name = "bw|dir", global = true)]
+    #[arg(long, value_name = "bw|dir", global = true, help_heading = GLOBAL)]
     pub source: Option<String>,
     /// Directory of <collection>.env files for the dir source [env: COLIBRI_SECRETS_DIR]
-    #[arg(long, value_name = "DIR", global = true)]
+    #[arg(long, value_name = "DIR", global = true, help_heading = GLOBAL)]
     pub secrets_dir: Option<PathBuf>,
     /// The bw executable [env: COLIBRI_BW]
-    #[arg(long, value_name = "PATH", global = true)]
+    #[arg(long, value_name = "PATH", global = true, help_heading = GLOBAL)]
     pub bw: Option<PathBuf>,
     /// Timeout of each bw call, seconds [env: COLIBRI_BW_TIMEOUT]
-    #[arg(long, value_name = "SECS", global = true)]
+    #[arg(long, value_name = "SECS", global = true, help_heading = GLOBAL)]
     pub bw_timeout: Option<String>,
     /// Longest wait for the host-wide lock, seconds [env: COLIBRI_LOCK_TIMEOUT]
-    #[arg(long, value_name = "SECS", global = true)]
+    #[arg(long, value_name = "SECS", global = true, help_heading = GLOBAL)]
     pub lock_timeout: Option<String>,
     /// Hooks skip the vault within this many seconds of a provision; 0 disables [env: COLIBRI_FRESH_FOR]
-    #[arg(long, value_name = "SECS", global = true)]
+    #[arg(long, value_name = "SECS", global = true, help_heading = GLOBAL)]
     pub fresh_for: Option<String>,
     /// Bastille's configuration file [env: BASTILLE_CONFIG]
-    #[arg(long, value_name = "FILE", global = true)]
+    #[arg(long, value_name = "FILE", global = true, help_heading = GLOBAL)]
     pub bastille_config: Option<PathBuf>,
 }
 
@@ -101,7 +124,9 @@ pub enum Command {
     Jail(JailCommand),
     /// Last provision of each tenant
     Status {
+        /// Only this tenant
         tenant: Option<String>,
+        /// Print JSON (one object per tenant)
         #[arg(long)]
         json: bool,
     },
@@ -126,15 +151,20 @@ pub struct TenantOptions {
     /// What a hook does on failure: continue (jail starts) or fail (jail does not) [default: continue]
     #[arg(long, value_name = "POLICY")]
     pub on_failure: Option<String>,
-    /// Remove the env file when the jail stops (hook stop)
+    /// Remove the env file when the jail stops (hook stop; rerun jail enable to add the stop hook)
     #[arg(long)]
     pub cleanup_on_stop: bool,
+    /// Let the env file hold NAME although it changes how a shell sourcing it behaves (PATH, IFS,
+    /// LD_PRELOAD, rc.subr's command…); repeatable
+    #[arg(long, value_name = "NAME")]
+    pub allow_name: Vec<String>,
 }
 
 #[derive(Subcommand, Debug)]
 pub enum TenantCommand {
     /// Register a tenant
     Add {
+        /// Tenant name = jail name = collection name (letters, digits, '-', '_')
         name: String,
         /// The jail's root as the host sees it
         #[arg(long, value_name = "PATH")]
@@ -144,18 +174,31 @@ pub enum TenantCommand {
     },
     /// List tenants
     List {
+        /// Print JSON (one object per tenant)
         #[arg(long)]
         json: bool,
     },
-    /// Show one tenant
+    /// Show one tenant and its last provision
     Show {
+        /// Tenant name
         name: String,
+        /// Print JSON
         #[arg(long)]
         json: bool,
     },
-    /// Change a tenant's settings
+    /// Change a tenant's settings (only those given)
+    #[command(
+        mut_arg("collection", |a| a.help("Vaultwarden collection name")),
+        mut_arg("env_path", |a| a.help("Env file path relative to the jail root")),
+        mut_arg("format", |a| a.help("sh, dotenv or json")),
+        mut_arg("owner", |a| a.help("Owner of the env file, numeric as the jail sees it")),
+        mut_arg("on_failure", |a| a.help("What a hook does on failure: continue (jail starts) or fail (jail does not)")),
+        mut_arg("allow_name", |a| a.help("Add NAME to the names this tenant's env file may hold although a shell sourcing it changes behaviour; repeatable")),
+    )]
     Set {
+        /// Tenant name
         name: String,
+        /// The jail's root as the host sees it
         #[arg(long, value_name = "PATH")]
         root: Option<PathBuf>,
         #[command(flatten)]
@@ -163,14 +206,20 @@ pub enum TenantCommand {
         /// Keep the env file when the jail stops
         #[arg(long, conflicts_with = "cleanup_on_stop")]
         no_cleanup_on_stop: bool,
+        /// Remove NAME from the names allowed with --allow-name; repeatable
+        #[arg(long, value_name = "NAME")]
+        disallow_name: Vec<String>,
     },
     /// Unregister a tenant (its provision log is kept)
-    Remove { name: String },
+    Remove {
+        /// Tenant name
+        name: String,
+    },
 }
 
 #[derive(Args, Debug)]
 pub struct ProvisionArgs {
-    /// Jails to provision
+    /// Jails (tenants) to provision
     #[arg(required_unless_present = "all", conflicts_with = "all")]
     pub jails: Vec<String>,
     /// Every registered tenant, in one vault session
@@ -184,14 +233,27 @@ pub struct ProvisionArgs {
     pub dry_run: bool,
 }
 
+// Hook arguments are taken as jail(8) passes them (any bytes): a name colibri-vault would not
+// register is "no tenant", never a usage error that would block the jail.
 #[derive(Subcommand, Debug)]
 pub enum HookCommand {
     /// exec.created / exec.poststart: provision the jail (name, then ${path})
-    Start { name: String, path: Option<PathBuf> },
+    Start {
+        /// The jail's name ($name in jail.conf)
+        name: OsString,
+        /// The jail's path (${path} in jail.conf); must be the tenant's registered root
+        path: Option<PathBuf>,
+    },
     /// exec.poststop: remove the env file if the tenant asked for cleanup
-    Stop { name: String, path: Option<PathBuf> },
+    Stop {
+        /// The jail's name ($name in jail.conf)
+        name: OsString,
+        /// The jail's path (${path} in jail.conf); must be the tenant's registered root
+        path: Option<PathBuf>,
+    },
     /// devd: a jail was created (kmod_devctl_jail); resolve it by JID and provision it
     Devd {
+        /// The JID devd reports ($jid)
         #[arg(long)]
         jid: i32,
     },
@@ -201,11 +263,15 @@ pub enum HookCommand {
 pub enum JailCommand {
     /// Add the hook lines to the jail's jail.conf (idempotent)
     Enable {
+        /// The Bastille jail
         jail: String,
         /// created (before the jail's rc; recommended) or poststart
         #[arg(long, default_value = "created", value_name = "STAGE")]
         stage: String,
     },
     /// Remove colibri-vault's hook lines from the jail's jail.conf
-    Disable { jail: String },
+    Disable {
+        /// The Bastille jail
+        jail: String,
+    },
 }

@@ -46,11 +46,32 @@ pub fn run(settings: &Settings) -> Result<u8> {
         )),
         Err(e) => f.problem(&e.to_string()),
         Ok(Some(store)) => {
-            let tenants = store.list().unwrap_or_default();
+            let tenants = match store.list() {
+                Ok(tenants) => tenants,
+                Err(e) => {
+                    f.problem(&e.to_string());
+                    Vec::new()
+                }
+            };
             f.ok(&format!("tenant database {} ({} tenants)", settings.db.display(), tenants.len()));
             let jailsdir = jailconf::bastille_jailsdir(&settings.bastille_config);
+            let roots = store.roots().unwrap_or_default();
             for tenant in &tenants {
-                check_tenant(settings, &store, tenant, jailsdir.as_deref().ok(), &mut f);
+                match tenant {
+                    Ok(tenant) => {
+                        if let Some(other) =
+                            crate::tenant::overlapping_root(&tenant.name, &tenant.root, &roots)
+                        {
+                            f.problem(&format!(
+                                "{}: its root is, contains or lies inside the root of tenant {}: give each tenant a root of its own (colibri-vault tenant set)",
+                                clean(&tenant.name),
+                                clean(other)
+                            ));
+                        }
+                        check_tenant(settings, &store, tenant, jailsdir.as_deref().ok(), &mut f);
+                    }
+                    Err(e) => f.problem(&e.to_string()),
+                }
             }
         }
     }
@@ -77,9 +98,9 @@ fn check_source(settings: &Settings, f: &mut Findings) {
                 f.problem(&format!("provider env lacks {}", missing.join(", ")));
             }
             if let Some(server) = settings.credential("BW_SERVER")
-                && !server.expose().starts_with("https://")
+                && let Err(e) = crate::bw::check_server(server.expose())
             {
-                f.problem("BW_SERVER is not https:// (bw refuses plain http)");
+                f.problem(&e.to_string());
             }
             match crate::bw::find(&settings.bw) {
                 Some(path) => f.ok(&format!("bw found at {}", path.display())),

@@ -309,7 +309,7 @@ mod tests {
         assert_eq!(e.exit_code(), 65);
         assert_eq!(
             e.to_string(),
-            "tenant t: duplicate variable API_KEY: from item \"API-KEY\" and from item \"API KEY\""
+            "duplicate variable API_KEY: from item \"API-KEY\" and from item \"API KEY\""
         );
     }
 

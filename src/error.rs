@@ -35,16 +35,27 @@ pub enum Error {
     #[error("tenant database {path}: {problem}")]
     Database { path: PathBuf, problem: String },
 
+    #[error(
+        "tenant database {path} stayed locked by another process for {seconds} s; nothing was recorded (try again; is colibri-daemon or another colibri-vault writing?)"
+    )]
+    DatabaseBusy { path: PathBuf, seconds: u64 },
+
+    #[error(
+        "tenant database {path}: tenant {tenant}: {problem}; fix it with colibri-vault tenant set or tenant remove"
+    )]
+    BadRow { path: PathBuf, tenant: String, problem: String },
+
     #[error("no tenant is registered for jail {0}")]
     UnknownTenant(String),
 
-    #[error("tenant {tenant}: collection {collection} does not exist in the secrets source")]
+    // The next three are reported after "jail NAME: " (jail = tenant), so they do not repeat it.
+    #[error("collection {collection} does not exist in the secrets source")]
     UnknownCollection { tenant: String, collection: String },
 
-    #[error("tenant {tenant}: {problem}")]
+    #[error("{problem}")]
     BadVaultData { tenant: String, problem: String },
 
-    #[error("tenant {tenant}: refused: {problem}")]
+    #[error("refused: {problem}")]
     Refused { tenant: String, problem: String },
 
     #[error("could not write {path}: {problem}")]
@@ -91,13 +102,14 @@ impl Error {
                 exit::UNAVAILABLE
             }
             Error::Refused { .. } | Error::Write { .. } | Error::Jail(_) => exit::CANTCREAT,
-            Error::LockTimeout { .. } => exit::TEMPFAIL,
+            Error::LockTimeout { .. } | Error::DatabaseBusy { .. } => exit::TEMPFAIL,
             Error::InsecureFile { .. } | Error::VaultAuth { .. } | Error::Permission(_) => exit::NOPERM,
             Error::Config(_)
             | Error::ConfigLine { .. }
             | Error::ReadFile { .. }
             | Error::CreateDir { .. }
-            | Error::Database { .. } => exit::CONFIG,
+            | Error::Database { .. }
+            | Error::BadRow { .. } => exit::CONFIG,
             Error::Interrupted(signal) => exit::for_signal(*signal),
             Error::ServedByOther { code, .. } => *code,
         }
@@ -117,6 +129,17 @@ impl Error {
 
     pub fn db(path: &std::path::Path, problem: impl std::fmt::Display) -> Self {
         Error::Database { path: path.to_owned(), problem: problem.to_string() }
+    }
+
+    /// An `SQLite` error: a database that stayed busy past the busy timeout is a temporary
+    /// failure (75), anything else a configuration error (78).
+    pub fn sqlite(path: &std::path::Path, e: &rusqlite::Error) -> Self {
+        match e.sqlite_error_code() {
+            Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked) => {
+                Error::DatabaseBusy { path: path.to_owned(), seconds: crate::tenant::BUSY_TIMEOUT.as_secs() }
+            }
+            _ => Error::db(path, e),
+        }
     }
 }
 
@@ -152,6 +175,8 @@ mod tests {
             (Error::ReadFile { path: p.clone(), source: io() }, 78),
             (Error::CreateDir { path: p.clone(), source: io() }, 78),
             (Error::db(&p, "locked"), 78),
+            (Error::DatabaseBusy { path: p.clone(), seconds: 10 }, 75),
+            (Error::BadRow { path: p.clone(), tenant: s(), problem: s() }, 78),
             (Error::Interrupted(libc::SIGTERM), 143),
             (Error::ServedByOther { code: 65, message: s() }, 65),
         ];

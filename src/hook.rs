@@ -1,12 +1,18 @@
 //! Thin adapters for jail(8) and devd(8): turn the calling convention into a pipeline request
 //! and the outcome into an exit status through the tenant's failure policy.
 //!
-//! A hook for a jail without a tenant, or on a host without a tenant database, is a quiet
-//! no-op (exit 0): hooks may be installed on every jail. With policy `continue` (default) a
-//! failure is logged and the hook exits 0, so the jail starts with whatever file it had; with
-//! `fail` the hook exits with the error's status and jail(8) does not start the jail.
+//! The rule: a hook never blocks a jail that has no tenant, whatever goes wrong on the host.
+//! Hooks may be installed on every jail (a wildcard `*` block), so the name is taken as jail(8)
+//! gives it — any name jail(8) accepts (`app.example.org`, `parent.child`, `_x`, `42`) — and only
+//! checked for what makes it unsafe to log (NUL, `/`, control characters). A jail without a
+//! tenant, a host without a tenant database, and a database that cannot be read are all exit 0
+//! (the last one logged loudly); only a tenant whose own, readable policy is `fail` makes a
+//! failure non-zero, so that jail(8) does not start (or reports the stop of) that jail. With
+//! policy `continue` (the default) a failure is logged and the hook exits 0: the jail starts
+//! with whatever env file it had.
 
-use std::path::PathBuf;
+use std::ffi::OsStr;
+use std::path::{Path, PathBuf};
 
 use crate::cli::HookCommand;
 use crate::config::Settings;
@@ -14,23 +20,49 @@ use crate::error::{Error, Result};
 use crate::exit;
 use crate::logging::Log;
 use crate::provision::{self, Ctx, Options, Request, Trigger};
-use crate::tenant::{FailurePolicy, LogRow, Store, validate_name};
+use crate::sanitize::clean;
+use crate::tenant::{FailurePolicy, LogRow, Store, Tenant};
+
+/// What the hook was doing, for its failure message.
+#[derive(Clone, Copy)]
+enum Stage {
+    Start,
+    Stop,
+}
 
 pub fn run(settings: &Settings, log: &Log, command: &HookCommand) -> Result<u8> {
     match command {
-        HookCommand::Start { name, path } => start(
-            settings,
-            log,
-            Request { jail: name.clone(), given_path: path.clone(), running: None },
-            Trigger::Hook,
-        ),
+        HookCommand::Start { name, path } => {
+            let Some(jail) = jail_name(log, name) else { return Ok(exit::OK) };
+            let request = Request { jail, given_path: path.clone(), running: None };
+            Ok(start(settings, log, request, Trigger::Hook))
+        }
         HookCommand::Devd { jid } => {
             let running = crate::jail::by_jid(*jid)?;
-            let request = Request { jail: running.name.clone(), given_path: None, running: Some(running) };
-            start(settings, log, request, Trigger::Devd)
+            let Some(jail) = jail_name(log, OsStr::new(&running.name)) else { return Ok(exit::OK) };
+            let request = Request { jail, given_path: None, running: Some(running) };
+            Ok(start(settings, log, request, Trigger::Devd))
         }
-        HookCommand::Stop { name, path } => stop(settings, log, name, path.as_ref()),
+        HookCommand::Stop { name, path } => {
+            let Some(jail) = jail_name(log, name) else { return Ok(exit::OK) };
+            Ok(stop(settings, log, &jail, path.as_ref()))
+        }
     }
+}
+
+/// The jail's name as text, if it can be a tenant's. A name that is not UTF-8 or holds NUL,
+/// `/` or a control character cannot be registered, so its jail has no tenant: logged, `None`.
+fn jail_name(log: &Log, name: &OsStr) -> Option<String> {
+    let text = name.to_str()?;
+    let unsafe_name = text.is_empty()
+        || text.len() > 255
+        || text.contains('/')
+        || text.chars().any(|c| c == '\0' || c.is_control());
+    if unsafe_name {
+        log.warn(&format!("jail {}: not a name a tenant can have; nothing to do", clean(text)));
+        return None;
+    }
+    Some(text.to_owned())
 }
 
 /// The settings could not be resolved (e.g. a provider env open to others). Log why, then exit
@@ -43,85 +75,137 @@ pub fn settings_failed(
     error: &Error,
 ) -> Result<u8> {
     log.error(&error.to_string());
-    let name = match command {
-        HookCommand::Start { name, .. } | HookCommand::Stop { name, .. } => name.clone(),
-        HookCommand::Devd { jid } => match crate::jail::by_jid(*jid) {
-            Ok(running) => running.name,
-            Err(_) => {
-                return Ok(apply_policy(
-                    log,
-                    &format!("JID {jid}"),
-                    FailurePolicy::Continue,
-                    error.exit_code(),
-                ));
-            }
-        },
+    let (name, stage) = match command {
+        HookCommand::Start { name, .. } => (name.to_str().map(str::to_owned), Stage::Start),
+        HookCommand::Stop { name, .. } => (name.to_str().map(str::to_owned), Stage::Stop),
+        HookCommand::Devd { jid } => (crate::jail::by_jid(*jid).ok().map(|r| r.name), Stage::Start),
     };
+    let Some(name) = name else { return Ok(exit::OK) };
     let env = |key: &str| std::env::var_os(key);
     let policy = Settings::resolve_without_provider_env(flags, &env)
         .ok()
-        .and_then(|settings| Store::open_existing(&settings.db).ok().flatten())
-        .and_then(|store| store.get(&name).ok().flatten())
-        .map(|tenant| tenant.options.on_failure);
+        .and_then(|settings| stored_policy(&settings.db, &name));
     match policy {
         None => Ok(exit::OK),
-        Some(policy) => Ok(apply_policy(log, &name, policy, error.exit_code())),
+        Some(policy) => Ok(apply_policy(log, &name, stage, policy, error.exit_code())),
     }
 }
 
-fn open_store(settings: &Settings, log: &Log, jail: &str) -> Result<Option<Store>> {
-    let store = Store::open_existing(&settings.db)?;
-    if store.is_none() {
-        log.debug(&format!("jail {jail}: no tenant database at {}; nothing to do", settings.db.display()));
+/// The tenant's failure policy as stored, read with as little as possible; `None` when there is
+/// no database, no such tenant, or nothing readable.
+fn stored_policy(db: &Path, name: &str) -> Option<FailurePolicy> {
+    if std::fs::symlink_metadata(db).is_err() {
+        return None;
     }
-    Ok(store)
+    Store::read_policy(db, name)
 }
 
-fn start(settings: &Settings, log: &Log, request: Request, trigger: Trigger) -> Result<u8> {
-    validate_name(&request.jail)?;
-    let Some(mut store) = open_store(settings, log, &request.jail)? else {
-        return Ok(exit::OK);
+/// Opens the tenant database for a hook. `Err(code)`: the hook ends with that status (0 unless
+/// the tenant's own, readable policy is `fail`), after saying why.
+fn open_store(settings: &Settings, log: &Log, jail: &str, stage: Stage) -> std::result::Result<Store, u8> {
+    match Store::open_existing(&settings.db) {
+        Ok(Some(store)) => Ok(store),
+        Ok(None) => {
+            log.debug(&format!(
+                "jail {jail}: no tenant database at {}; nothing to do",
+                settings.db.display()
+            ));
+            Err(exit::OK)
+        }
+        Err(e) => {
+            log.error(&format!("jail {jail}: could not use the tenant database: {e}"));
+            if let Some(policy) = stored_policy(&settings.db, jail) {
+                Err(apply_policy(log, jail, stage, policy, e.exit_code()))
+            } else {
+                log.error(&format!(
+                    "jail {jail}: cannot tell whether it has a tenant; the hook does nothing and exits 0"
+                ));
+                Err(exit::OK)
+            }
+        }
+    }
+}
+
+fn start(settings: &Settings, log: &Log, request: Request, trigger: Trigger) -> u8 {
+    let jail = request.jail.clone();
+    let mut store = match open_store(settings, log, &jail, Stage::Start) {
+        Ok(store) => store,
+        Err(code) => return code,
     };
     let opts = Options { trigger, dry_run: false, use_freshness: true };
     let run = provision::run(&Ctx { settings, log }, &mut store, &[request], opts);
     let Some(report) = run.reports.into_iter().next() else {
-        return Ok(exit::OK);
+        return exit::OK;
     };
-    let policy = report.tenant.as_ref().map_or(FailurePolicy::Continue, |t| t.options.on_failure);
     let code = match &report.result {
         Ok(_) => run.session_error.as_ref().map_or(exit::OK, Error::exit_code),
         Err(e) => e.exit_code(),
     };
-    Ok(apply_policy(log, &report.jail, policy, code))
+    let policy = policy_of(&store, &jail, report.tenant.as_ref());
+    apply_policy(log, &report.jail, Stage::Start, policy, code)
 }
 
-fn apply_policy(log: &Log, jail: &str, policy: FailurePolicy, code: u8) -> u8 {
-    match (code, policy) {
-        (exit::OK, _) => exit::OK,
-        (_, FailurePolicy::Continue) => {
+/// The tenant's policy; for a row that could not be used as a whole, the policy stored in it.
+fn policy_of(store: &Store, jail: &str, tenant: Option<&Tenant>) -> FailurePolicy {
+    tenant
+        .map(|t| t.options.on_failure)
+        .or_else(|| store.failure_policy(jail))
+        .unwrap_or(FailurePolicy::Continue)
+}
+
+fn apply_policy(log: &Log, jail: &str, stage: Stage, policy: FailurePolicy, code: u8) -> u8 {
+    if code == exit::OK {
+        return exit::OK;
+    }
+    let what = match stage {
+        Stage::Start => "provisioning failed",
+        Stage::Stop => "cleanup at stop failed",
+    };
+    let status =
+        if code > 128 { format!("interrupted by signal {}", code - 128) } else { format!("status {code}") };
+    match (policy, stage) {
+        (FailurePolicy::Continue, Stage::Start) => {
             log.warn(&format!(
-                "jail {jail}: provisioning failed (status {code}); policy continue: the jail starts without fresh secrets, an existing env file stays"
+                "jail {jail}: {what} ({status}); policy continue: exiting 0, the jail starts without fresh secrets (an existing env file stays)"
             ));
             exit::OK
         }
-        (_, FailurePolicy::Fail) => {
-            log.error(&format!("jail {jail}: provisioning failed (status {code}); policy fail: jail(8) will not start the jail"));
+        (FailurePolicy::Continue, Stage::Stop) => {
+            log.warn(&format!("jail {jail}: {what} ({status}); policy continue: exiting 0"));
+            exit::OK
+        }
+        (FailurePolicy::Fail, Stage::Start) => {
+            log.error(&format!(
+                "jail {jail}: {what} ({status}); policy fail: exiting {code}, so jail(8) does not start the jail"
+            ));
+            code
+        }
+        (FailurePolicy::Fail, Stage::Stop) => {
+            log.error(&format!(
+                "jail {jail}: {what} ({status}); policy fail: exiting {code}, so jail(8) reports the stop as failed (the jail is removed all the same)"
+            ));
             code
         }
     }
 }
 
-fn stop(settings: &Settings, log: &Log, name: &str, path: Option<&PathBuf>) -> Result<u8> {
-    validate_name(name)?;
-    let Some(mut store) = open_store(settings, log, name)? else {
-        return Ok(exit::OK);
+fn stop(settings: &Settings, log: &Log, name: &str, path: Option<&PathBuf>) -> u8 {
+    let mut store = match open_store(settings, log, name, Stage::Stop) {
+        Ok(store) => store,
+        Err(code) => return code,
     };
-    let Some(tenant) = store.get(name)? else {
-        return Ok(exit::OK);
+    let tenant = match store.get(name) {
+        Ok(Some(tenant)) => tenant,
+        Ok(None) => return exit::OK,
+        Err(e) => {
+            log.error(&format!("jail {name}: {e}"));
+            let policy = policy_of(&store, name, None);
+            return apply_policy(log, name, Stage::Stop, policy, e.exit_code());
+        }
     };
     if !tenant.options.cleanup_on_stop {
         log.debug(&format!("jail {name}: tenant keeps its env file when stopped"));
-        return Ok(exit::OK);
+        return exit::OK;
     }
     let started = std::time::Instant::now();
     let result = remove_env_file(settings, &tenant, path);
@@ -130,26 +214,26 @@ fn stop(settings: &Settings, log: &Log, name: &str, path: Option<&PathBuf>) -> R
         Ok(false) => ("absent", None),
         Err(e) => ("failed", Some(e.to_string())),
     };
-    let path_shown = tenant.root.join(&tenant.options.env_path);
+    let path_shown = clean(&tenant.root.join(&tenant.options.env_path).to_string_lossy());
     match &result {
-        Ok(true) => log.notice(&format!("jail {name}: removed {}", path_shown.display())),
-        Ok(false) => log.info(&format!("jail {name}: {} was already absent", path_shown.display())),
+        Ok(true) => log.notice(&format!("jail {name}: removed {path_shown}")),
+        Ok(false) => log.info(&format!("jail {name}: {path_shown} was already absent")),
         Err(e) => log.error(&format!("jail {name}: {e}")),
     }
     let elapsed = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
     let row = LogRow::event(&tenant.name, "hook-stop", outcome, elapsed, error);
-    if let Err(e) = store.record(&row) {
+    let recorded = store.record(&row);
+    if let Err(e) = &recorded {
         log.error(&format!("jail {name}: could not record the outcome: {e}"));
     }
-    let code = result.as_ref().err().map_or(exit::OK, Error::exit_code);
-    Ok(apply_policy(log, name, tenant.options.on_failure, code))
+    let code = match (&result, &recorded) {
+        (Err(e), _) | (Ok(_), Err(e)) => e.exit_code(),
+        (Ok(_), Ok(())) => exit::OK,
+    };
+    apply_policy(log, name, Stage::Stop, tenant.options.on_failure, code)
 }
 
-fn remove_env_file(
-    settings: &Settings,
-    tenant: &crate::tenant::Tenant,
-    given: Option<&PathBuf>,
-) -> Result<bool> {
+fn remove_env_file(settings: &Settings, tenant: &Tenant, given: Option<&PathBuf>) -> Result<bool> {
     let request = Request { jail: tenant.name.clone(), given_path: given.cloned(), running: None };
     let (root, _) = provision::check_root(settings, tenant, &request)?;
     crate::safe_write::remove(&root, &tenant.options.env_path)
@@ -158,12 +242,26 @@ fn remove_env_file(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::unix::ffi::OsStrExt;
 
     #[test]
     fn policy_decides_the_hook_status() {
         let log = Log::quiet();
-        assert_eq!(apply_policy(&log, "j", FailurePolicy::Continue, 73), 0);
-        assert_eq!(apply_policy(&log, "j", FailurePolicy::Fail, 73), 73);
-        assert_eq!(apply_policy(&log, "j", FailurePolicy::Fail, 0), 0);
+        assert_eq!(apply_policy(&log, "j", Stage::Start, FailurePolicy::Continue, 73), 0);
+        assert_eq!(apply_policy(&log, "j", Stage::Start, FailurePolicy::Fail, 73), 73);
+        assert_eq!(apply_policy(&log, "j", Stage::Stop, FailurePolicy::Fail, 143), 143);
+        assert_eq!(apply_policy(&log, "j", Stage::Start, FailurePolicy::Fail, 0), 0);
+    }
+
+    #[test]
+    fn hook_names_are_what_jail8_accepts_minus_the_unsafe() {
+        let log = Log::quiet();
+        for ok in ["web", "app.example.org", "parent.child", "_x", "42", "0web", "a-b_c.d"] {
+            assert_eq!(jail_name(&log, OsStr::new(ok)).as_deref(), Some(ok), "{ok}");
+        }
+        for bad in ["", "a/b", "../x", "a\u{1b}[2J", "a\nb", "a\0b", &"x".repeat(256)] {
+            assert_eq!(jail_name(&log, OsStr::new(bad)), None, "{bad:?}");
+        }
+        assert_eq!(jail_name(&log, OsStr::from_bytes(b"w\xffeb")), None);
     }
 }

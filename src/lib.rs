@@ -18,7 +18,9 @@ pub mod jailconf;
 pub mod kvfile;
 pub mod lock;
 pub mod logging;
+pub mod names;
 pub mod operator;
+pub mod output;
 pub mod provision;
 pub mod safe_write;
 pub mod sanitize;
@@ -40,11 +42,23 @@ use crate::logging::Log;
 
 /// Runs colibri-vault with `args` (argv, program name first) and returns the exit status.
 pub fn run<I: IntoIterator<Item = OsString>>(args: I) -> ExitCode {
-    let cli = match Cli::try_parse_from(args) {
+    let args: Vec<OsString> = args.into_iter().collect();
+    let cli = match Cli::try_parse_from(&args) {
         Ok(cli) => cli,
         Err(e) => {
             let _ = e.print();
-            return ExitCode::from(if e.use_stderr() { exit::USAGE } else { exit::OK });
+            if !e.use_stderr() {
+                return ExitCode::from(exit::OK);
+            }
+            // A hook line jail(8) runs with bad arguments must not block the jail: it cannot
+            // even tell which tenant it is for (DESIGN.md invariant 8).
+            if is_hook(&args) {
+                Log::new(0, true).error(
+                    "hook: bad arguments (see above); nothing done, exiting 0 so that the jail is not blocked: fix the hook line in jail.conf",
+                );
+                return ExitCode::from(exit::OK);
+            }
+            return ExitCode::from(exit::USAGE);
         }
     };
     let verbosity = if cli.quiet { -1 } else { i8::try_from(cli.verbose).unwrap_or(i8::MAX) };
@@ -58,6 +72,15 @@ pub fn run<I: IntoIterator<Item = OsString>>(args: I) -> ExitCode {
             ExitCode::from(e.exit_code())
         }
     }
+}
+
+/// Whether `args` ask for a `hook` command (read leniently: they did not parse).
+fn is_hook(args: &[OsString]) -> bool {
+    use clap::CommandFactory;
+    Cli::command()
+        .ignore_errors(true)
+        .try_get_matches_from(args)
+        .is_ok_and(|m| m.subcommand_name() == Some("hook"))
 }
 
 fn execute(cli: &Cli, log: &Log) -> Result<u8> {
@@ -76,16 +99,18 @@ fn execute(cli: &Cli, log: &Log) -> Result<u8> {
         },
     };
     let code = match &cli.command {
-        Command::Tenant(command) => operator::tenant(&settings, command),
+        Command::Tenant(command) => operator::tenant(&settings, log, command),
         Command::Provision(args) => operator::provision(&settings, log, args),
         Command::Hook(command) => hook::run(&settings, log, command),
         Command::Jail(command) => operator::jail(&settings, log, command),
-        Command::Status { tenant, json } => operator::status(&settings, tenant.as_deref(), *json),
+        Command::Status { tenant, json } => operator::status(&settings, log, tenant.as_deref(), *json),
         Command::Doctor => doctor::run(&settings),
     }?;
     // A signal that arrived during a phase that does not poll for it still ends the run
-    // with the conventional status, after everything was cleaned up.
+    // with the conventional status, after everything was cleaned up. (A hook has already
+    // passed any interruption through the tenant's failure policy.)
     if code == exit::OK
+        && !matches!(cli.command, Command::Hook(_))
         && let Some(signal) = signals::received()
     {
         return Err(Error::Interrupted(signal));

@@ -13,9 +13,11 @@ use crate::error::{Error, Result};
 use crate::exit;
 use crate::jailconf::{self, Stage};
 use crate::logging::Log;
+use crate::output;
 use crate::provision::{self, Ctx, Done, Options, Request, Trigger};
 use crate::sanitize::clean;
-use crate::tenant::{self, Store, Tenant};
+use crate::tenant::{self, RawTenant, Store, Tenant};
+use rusqlite::types::Value;
 
 fn existing_store(settings: &Settings) -> Result<Store> {
     Store::open_existing(&settings.db)?.ok_or_else(|| {
@@ -30,134 +32,245 @@ fn get_tenant(store: &Store, name: &str) -> Result<Tenant> {
     store.get(name)?.ok_or_else(|| Error::UnknownTenant(clean(name)))
 }
 
-fn apply_options(t: &mut Tenant, o: &TenantOptions) -> Result<()> {
+/// The command line's tenant options, checked, as changes to a stored row (for `tenant add`, a
+/// row of defaults). Values stay in the row's stored form, so that `tenant set` can repair a
+/// row another program wrote with an invalid value: the whole row is validated afterwards.
+fn apply_options(raw: &mut RawTenant, o: &TenantOptions, disallow: &[String]) -> Result<()> {
+    let text = |v: &str| Value::Text(v.to_owned());
     if let Some(collection) = &o.collection {
         tenant::validate_collection(collection)?;
-        t.collection.clone_from(collection);
+        raw.collection = text(collection);
     }
     if let Some(path) = &o.env_path {
         tenant::validate_env_path(path)?;
-        t.options.env_path.clone_from(path);
+        raw.env_path = Some(text(&path.to_string_lossy()));
     }
     if let Some(format) = &o.format {
-        t.options.format = format.parse()?;
+        raw.format = Some(text(&format.parse::<crate::envfile::Format>()?.to_string()));
     }
     if let Some(owner) = &o.owner {
-        t.options.owner = owner.parse()?;
+        let owner: tenant::Owner = owner.parse()?;
+        raw.owner_uid = Some(Value::Integer(owner.uid.into()));
+        raw.owner_gid = Some(Value::Integer(owner.gid.into()));
     }
     if let Some(policy) = &o.on_failure {
-        t.options.on_failure = policy.parse()?;
+        raw.on_failure = Some(text(&policy.parse::<tenant::FailurePolicy>()?.to_string()));
     }
     if o.cleanup_on_stop {
-        t.options.cleanup_on_stop = true;
+        raw.cleanup_on_stop = Some(Value::Integer(1));
+    }
+    if !o.allow_name.is_empty() || !disallow.is_empty() {
+        for name in o.allow_name.iter().chain(disallow) {
+            tenant::validate_variable_name(name)?;
+        }
+        let mut names: Vec<String> = match &raw.allow_names {
+            Some(Value::Text(list)) => list.split(',').filter(|n| !n.is_empty()).map(str::to_owned).collect(),
+            _ => Vec::new(),
+        };
+        names.extend(o.allow_name.iter().cloned());
+        names.retain(|n| !disallow.contains(n));
+        names.sort();
+        names.dedup();
+        raw.allow_names = Some(text(&names.join(",")));
     }
     Ok(())
 }
 
-pub fn tenant(settings: &Settings, command: &TenantCommand) -> Result<u8> {
+pub fn tenant(settings: &Settings, log: &Log, command: &TenantCommand) -> Result<u8> {
     match command {
-        TenantCommand::Add { name, root, options } => {
-            tenant::validate_name(name)?;
-            let root = checked_root(settings, root)?;
-            let mut t = Tenant {
-                name: name.clone(),
-                root,
-                collection: name.clone(),
-                status: "provisioned".into(),
-                created_at: None,
-                updated_at: None,
-                options: tenant::Options::default(),
-            };
-            apply_options(&mut t, options)?;
-            let mut store = Store::open_or_create(&settings.db)?;
-            store.insert(&t)?;
-            eprintln!(
-                "colibri-vault: registered tenant {} (root {}, collection {})",
-                t.name,
-                t.root.display(),
-                t.collection
-            );
-        }
-        TenantCommand::List { json } => {
-            let tenants = match Store::open_existing(&settings.db)? {
-                Some(store) => store.list()?,
-                None => Vec::new(),
-            };
-            if *json {
-                println!("{}", to_json(&tenants)?);
-            } else {
-                let mut out = format!(
-                    "{:<20} {:<10} {:<7} {:<11} {:<9} {}\n",
-                    "NAME", "STATUS", "FORMAT", "OWNER", "FAILURE", "ROOT"
-                );
-                for t in &tenants {
-                    let _ = writeln!(
-                        out,
-                        "{:<20} {:<10} {:<7} {:<11} {:<9} {}",
-                        clean(&t.name),
-                        clean(&t.status),
-                        t.options.format,
-                        t.options.owner,
-                        t.options.on_failure,
-                        clean(&t.root.to_string_lossy())
-                    );
-                }
-                print!("{out}");
-            }
-        }
-        TenantCommand::Show { name, json } => {
-            let t = get_tenant(&existing_store(settings)?, name)?;
-            if *json {
-                println!("{}", to_json(&t)?);
-            } else {
-                print!("{}", describe(&t));
-            }
-        }
-        TenantCommand::Set { name, root, options, no_cleanup_on_stop } => {
-            let mut store = existing_store(settings)?;
-            let mut t = get_tenant(&store, name)?;
-            if let Some(root) = root {
-                t.root = checked_root(settings, root)?;
-            }
-            apply_options(&mut t, options)?;
-            if *no_cleanup_on_stop {
-                t.options.cleanup_on_stop = false;
-            }
-            store.update(&t)?;
-            // Audit trail, and the end of the freshness window for what was written before.
-            store.record(&tenant::LogRow::event(&t.name, "tenant-set", tenant::SETTINGS_CHANGED, 0, None))?;
-            eprintln!("colibri-vault: updated tenant {}", t.name);
+        TenantCommand::Add { name, root, options } => tenant_add(settings, log, name, root, options),
+        TenantCommand::List { json } => tenant_list(settings, log, *json),
+        TenantCommand::Show { name, json } => tenant_show(settings, name, *json),
+        TenantCommand::Set { name, root, options, no_cleanup_on_stop, disallow_name } => {
+            tenant_set(settings, log, name, root.as_deref(), options, *no_cleanup_on_stop, disallow_name)
         }
         TenantCommand::Remove { name } => {
             let mut store = existing_store(settings)?;
             if !store.remove(name)? {
                 return Err(Error::UnknownTenant(clean(name)));
             }
-            eprintln!(
-                "colibri-vault: removed tenant {} (its env file and provision log are kept)",
-                clean(name)
-            );
+            log.notice(&format!("removed tenant {} (its env file and provision log are kept)", clean(name)));
+            Ok(exit::OK)
         }
+    }
+}
+
+fn tenant_add(
+    settings: &Settings,
+    log: &Log,
+    name: &str,
+    root: &std::path::Path,
+    options: &TenantOptions,
+) -> Result<u8> {
+    tenant::validate_name(name)?;
+    let root = tenant::validate_root(root, &settings.jail_root_base)?;
+    let mut raw = RawTenant::new(name, &root);
+    apply_options(&mut raw, options, &[])?;
+    let t = raw.validate().map_err(Error::Usage)?;
+    let mut store = Store::open_or_create(&settings.db)?;
+    check_root(log, &store, &t)?;
+    store.insert(&t)?;
+    log.notice(&format!(
+        "registered tenant {} (root {}, collection {})",
+        t.name,
+        clean(&t.root.to_string_lossy()),
+        clean(&t.collection)
+    ));
+    Ok(exit::OK)
+}
+
+fn tenant_list(settings: &Settings, log: &Log, json: bool) -> Result<u8> {
+    let tenants = match Store::open_existing(&settings.db)? {
+        Some(store) => store.list()?,
+        None => Vec::new(),
+    };
+    for bad in tenants.iter().filter_map(|t| t.as_ref().err()) {
+        log.error(&bad.to_string());
+    }
+    if json {
+        let rows: Vec<serde_json::Value> = tenants.iter().map(tenant_json).collect::<Result<_>>()?;
+        output::print(&format!("{}\n", to_json(&rows)?))?;
+    } else {
+        let mut table = Table::new(&["NAME", "STATUS", "FORMAT", "OWNER", "FAILURE", "ROOT"]);
+        for t in &tenants {
+            match t {
+                Ok(t) => table.row(vec![
+                    clean(&t.name),
+                    clean(&t.status),
+                    t.options.format.to_string(),
+                    t.options.owner.to_string(),
+                    t.options.on_failure.to_string(),
+                    clean(&t.root.to_string_lossy()),
+                ]),
+                Err(Error::BadRow { tenant, .. }) => {
+                    let dash = || "-".to_owned();
+                    table.row(vec![tenant.clone(), "invalid".into(), dash(), dash(), dash(), dash()]);
+                }
+                Err(_) => {}
+            }
+        }
+        output::print(&table.render())?;
+    }
+    Ok(if tenants.iter().any(std::result::Result::is_err) { exit::CONFIG } else { exit::OK })
+}
+
+fn tenant_show(settings: &Settings, name: &str, json: bool) -> Result<u8> {
+    let store = existing_store(settings)?;
+    let t = get_tenant(&store, name)?;
+    let last = store.last_log(&t.name, Some(&STATUS_OUTCOMES))?;
+    if json {
+        let mut value = serde_json::to_value(&t).map_err(json_error)?;
+        value["last_provision"] =
+            serde_json::to_value(last.as_ref().map(LastProvision::from)).map_err(json_error)?;
+        output::print(&format!("{}\n", to_json(&value)?))?;
+    } else {
+        output::print(&describe(&t, last.as_ref()))?;
     }
     Ok(exit::OK)
 }
 
-/// A root for `tenant add|set`: valid as text, and if it exists already, reachable from `/`
-/// without a symlink (the same walk the writer does), so a bad root is refused now, not at the
-/// next jail start.
-fn checked_root(settings: &Settings, root: &std::path::Path) -> Result<std::path::PathBuf> {
-    let root = tenant::validate_root(root, &settings.jail_root_base)?;
-    if root.exists() {
-        crate::safe_write::open_dir_nofollow(&root).map_err(|e| Error::Usage(format!("jail root: {e}")))?;
+fn tenant_set(
+    settings: &Settings,
+    log: &Log,
+    name: &str,
+    root: Option<&std::path::Path>,
+    options: &TenantOptions,
+    no_cleanup_on_stop: bool,
+    disallow: &[String],
+) -> Result<u8> {
+    let mut store = existing_store(settings)?;
+    let mut raw = store.get_raw(name)?.ok_or_else(|| Error::UnknownTenant(clean(name)))?;
+    let before = raw.validate().ok();
+    if let Some(root) = root {
+        let root = tenant::validate_root(root, &settings.jail_root_base)?;
+        raw.root = Value::Text(root.to_string_lossy().into_owned());
     }
-    Ok(root)
+    apply_options(&mut raw, options, disallow)?;
+    if no_cleanup_on_stop {
+        raw.cleanup_on_stop = Some(Value::Integer(0));
+    }
+    let t = raw.validate().map_err(|problem| {
+        Error::Usage(format!(
+            "tenant {}: {problem}; set a valid value with tenant set, or remove the tenant",
+            clean(name)
+        ))
+    })?;
+    tenant::validate_root(&t.root, &settings.jail_root_base)?;
+    check_root(log, &store, &t)?;
+    store.update(&t)?;
+    // Audit trail, and the end of the freshness window for what was written before.
+    store.record(&tenant::LogRow::event(&t.name, "tenant-set", tenant::SETTINGS_CHANGED, 0, None))?;
+    log.notice(&format!("updated tenant {}", t.name));
+    let cleanup_changed = before.is_none_or(|b| b.options.cleanup_on_stop != t.options.cleanup_on_stop);
+    if cleanup_changed && (options.cleanup_on_stop || no_cleanup_on_stop) {
+        log.notice(&format!(
+            "the stop hook follows --cleanup-on-stop only in jail.conf: run colibri-vault jail enable {} again (for a Bastille jail), or add/remove the exec.poststop line by hand",
+            t.name
+        ));
+    }
+    Ok(exit::OK)
+}
+
+/// `tenant add|set`: the root must not be another tenant's, nor lie above or below one (one
+/// tenant's secrets would land in another's jail); if it exists already it must be reachable
+/// from `/` without a symlink (the walk the writer does), so a bad root is refused now, not at
+/// the next jail start. A root that does not exist yet is accepted with a warning.
+fn check_root(log: &Log, store: &Store, t: &Tenant) -> Result<()> {
+    if let Some(other) = tenant::overlapping_root(&t.name, &t.root, &store.roots()?) {
+        return Err(Error::Usage(format!(
+            "jail root {} is, contains or lies inside the root of tenant {}: each tenant needs a root of its own",
+            clean(&t.root.to_string_lossy()),
+            clean(other)
+        )));
+    }
+    if std::fs::symlink_metadata(&t.root).is_ok() {
+        crate::safe_write::open_dir_nofollow(&t.root).map_err(|e| Error::Usage(format!("jail root: {e}")))?;
+    } else {
+        log.warn(&format!(
+            "jail root {} does not exist yet: hooks for {} fail until the jail is created there (bastille create {}, or check --root)",
+            clean(&t.root.to_string_lossy()),
+            t.name,
+            t.name
+        ));
+    }
+    Ok(())
 }
 
 /// Log outcomes `status` reports as the last provision (a dry run provisions nothing).
 const STATUS_OUTCOMES: [&str; 6] = ["written", "unchanged", "fresh", "failed", "removed", "absent"];
 
-fn describe(t: &Tenant) -> String {
-    let rows = [
+/// The last provision as `tenant show` and `status` show it.
+#[derive(Serialize)]
+struct LastProvision {
+    at: String,
+    outcome: String,
+    trigger: String,
+    keys: Option<usize>,
+    error: Option<String>,
+}
+
+impl From<&tenant::LogRow> for LastProvision {
+    fn from(l: &tenant::LogRow) -> Self {
+        LastProvision {
+            at: crate::clock::iso(l.at_unix),
+            outcome: clean(&l.outcome),
+            trigger: clean(&l.trigger),
+            keys: (l.outcome != "failed").then_some(l.keys.len()),
+            error: l.error.as_deref().map(clean),
+        }
+    }
+}
+
+fn describe(t: &Tenant, last: Option<&tenant::LogRow>) -> String {
+    let last = last.map(LastProvision::from);
+    let last_text = last.as_ref().map_or_else(
+        || "never".to_owned(),
+        |l| {
+            let keys = l.keys.map(|k| format!(", {}", provision::keys_count(k))).unwrap_or_default();
+            format!("{} ({}, {}{keys})", l.at, l.outcome, l.trigger)
+        },
+    );
+    let mut rows = vec![
         ("name", clean(&t.name)),
         ("root", clean(&t.root.to_string_lossy())),
         ("collection", clean(&t.collection)),
@@ -167,32 +280,111 @@ fn describe(t: &Tenant) -> String {
         ("owner", t.options.owner.to_string()),
         ("on failure", t.options.on_failure.to_string()),
         ("cleanup on stop", if t.options.cleanup_on_stop { "yes" } else { "no" }.into()),
+        (
+            "allowed names",
+            if t.options.allow_names.is_empty() { "-".into() } else { t.options.allow_names.join(", ") },
+        ),
         ("created", t.created_at.as_deref().map_or_else(|| "-".into(), clean)),
         ("updated", t.updated_at.as_deref().map_or_else(|| "-".into(), clean)),
+        ("last provision", last_text),
     ];
+    if let Some(error) = last.and_then(|l| l.error) {
+        rows.push(("last error", error));
+    }
     rows.iter().fold(String::new(), |mut out, (k, v)| {
         let _ = writeln!(out, "{k:<16} {v}");
         out
     })
 }
 
+/// A `tenant list --json` entry: the tenant, or for a row that fails validation its name and
+/// the problem.
+fn tenant_json(t: &Result<Tenant>) -> Result<serde_json::Value> {
+    match t {
+        Ok(t) => serde_json::to_value(t).map_err(json_error),
+        Err(Error::BadRow { tenant, problem, .. }) => {
+            Ok(serde_json::json!({ "name": tenant, "invalid": clean(problem) }))
+        }
+        Err(e) => Ok(serde_json::json!({ "invalid": clean(&e.to_string()) })),
+    }
+}
+
+#[allow(clippy::needless_pass_by_value, reason = "used as map_err(json_error)")]
+fn json_error(e: serde_json::Error) -> Error {
+    Error::Config(format!("could not encode JSON: {e}"))
+}
+
 fn to_json(value: &impl Serialize) -> Result<String> {
-    serde_json::to_string_pretty(value).map_err(|e| Error::Config(format!("could not encode JSON: {e}")))
+    serde_json::to_string_pretty(value).map_err(json_error)
+}
+
+/// A text table whose columns are as wide as their widest cell (cells are sanitized already).
+struct Table {
+    rows: Vec<Vec<String>>,
+}
+
+impl Table {
+    fn new(header: &[&str]) -> Table {
+        Table { rows: vec![header.iter().map(|h| (*h).to_owned()).collect()] }
+    }
+
+    fn row(&mut self, cells: Vec<String>) {
+        self.rows.push(cells);
+    }
+
+    fn render(&self) -> String {
+        let columns = self.rows[0].len();
+        let width = |i: usize| self.rows.iter().map(|r| r[i].chars().count()).max().unwrap_or(0);
+        let widths: Vec<usize> = (0..columns).map(width).collect();
+        let mut out = String::new();
+        for row in &self.rows {
+            let mut line = String::new();
+            for (i, cell) in row.iter().enumerate() {
+                if i + 1 == columns {
+                    line.push_str(cell);
+                } else {
+                    let _ = write!(line, "{cell:<width$}  ", width = widths[i]);
+                }
+            }
+            out.push_str(line.trim_end());
+            out.push('\n');
+        }
+        out
+    }
 }
 
 pub fn provision(settings: &Settings, log: &Log, args: &ProvisionArgs) -> Result<u8> {
+    if args.boot && !args.all {
+        return Err(Error::Usage(
+            "--boot goes with --all (it is how the rc.d script pre-provisions every tenant at boot)".into(),
+        ));
+    }
     let mut store = existing_store(settings)?;
     let requests: Vec<Request> = if args.all {
+        // A row that fails validation is still requested: the pipeline reports it (and the
+        // exit status says so) while every other tenant is served.
         store
             .list()?
             .into_iter()
-            .filter(|t| t.status != "destroyed")
-            .map(|t| Request::named(&t.name))
+            .filter_map(|t| match t {
+                Ok(t) if t.status == "destroyed" => None,
+                Ok(t) => Some(Request::named(&t.name)),
+                Err(Error::BadRow { tenant, problem, .. }) => {
+                    log.error(&format!("tenant {tenant}: {problem}; skipped"));
+                    Some(Request::named(&tenant))
+                }
+                Err(e) => {
+                    log.error(&e.to_string());
+                    None
+                }
+            })
             .collect()
     } else {
         for jail in &args.jails {
             tenant::validate_name(jail)?;
-            get_tenant(&store, jail)?;
+            if store.get_raw(jail)?.is_none() {
+                return Err(Error::UnknownTenant(clean(jail)));
+            }
         }
         args.jails.iter().map(|j| Request::named(j)).collect()
     };
@@ -202,14 +394,15 @@ pub fn provision(settings: &Settings, log: &Log, args: &ProvisionArgs) -> Result
     for report in &run.reports {
         match &report.result {
             Ok(Done::DryRun { keys }) => {
-                println!(
-                    "{}: {} keys (values not shown; sha256 prefixes to compare)",
-                    report.jail,
-                    keys.len()
+                let mut text = format!(
+                    "{}: {} (values not shown; sha256 prefixes to compare)\n",
+                    clean(&report.jail),
+                    provision::keys_count(keys.len())
                 );
                 for (name, hash) in keys {
-                    println!("  {name} sha256:{}", &hash[..16]);
+                    let _ = writeln!(text, "  {} sha256:{}", clean(name), &hash[..16]);
                 }
+                output::print(&text)?;
             }
             Ok(Done::Unreachable { reason }) => {
                 log.warn(&format!("jail {}: skipped at boot: {reason}", report.jail));
@@ -233,57 +426,74 @@ struct StatusRow {
     error: Option<String>,
 }
 
-pub fn status(settings: &Settings, only: Option<&str>, json: bool) -> Result<u8> {
+pub fn status(settings: &Settings, log: &Log, only: Option<&str>, json: bool) -> Result<u8> {
     let Some(store) = Store::open_existing(&settings.db)? else {
         if only.is_some() {
             return Err(Error::UnknownTenant(clean(only.unwrap_or_default())));
         }
         if json {
-            println!("[]");
+            output::print("[]\n")?;
         } else {
-            println!("no tenant database at {} (no tenant registered yet)", settings.db.display());
+            output::print(&format!(
+                "no tenant database at {} (no tenant registered yet)\n",
+                settings.db.display()
+            ))?;
         }
         return Ok(exit::OK);
     };
     let tenants = match only {
-        Some(name) => vec![get_tenant(&store, name)?],
+        Some(name) => vec![Ok(get_tenant(&store, name)?)],
         None => store.list()?,
     };
     let mut rows = Vec::new();
-    for t in tenants {
+    for t in &tenants {
+        let t = match t {
+            Ok(t) => t,
+            Err(e) => {
+                log.error(&e.to_string());
+                if let Error::BadRow { tenant, problem, .. } = e {
+                    rows.push(StatusRow {
+                        tenant: tenant.clone(),
+                        status: "invalid".into(),
+                        last_provision: None,
+                        outcome: None,
+                        trigger: None,
+                        keys: None,
+                        error: Some(clean(problem)),
+                    });
+                }
+                continue;
+            }
+        };
         let last = store.last_log(&t.name, Some(&STATUS_OUTCOMES))?;
+        let last = last.as_ref().map(LastProvision::from);
         rows.push(StatusRow {
             tenant: clean(&t.name),
             status: clean(&t.status),
-            last_provision: last.as_ref().map(|l| crate::clock::iso(l.at_unix)),
+            last_provision: last.as_ref().map(|l| l.at.clone()),
             outcome: last.as_ref().map(|l| l.outcome.clone()),
             trigger: last.as_ref().map(|l| l.trigger.clone()),
-            keys: last.as_ref().filter(|l| l.outcome != "failed").map(|l| l.keys.len()),
-            error: last.and_then(|l| l.error).map(|e| clean(&e)),
+            keys: last.as_ref().and_then(|l| l.keys),
+            error: last.and_then(|l| l.error),
         });
     }
     if json {
-        println!("{}", to_json(&rows)?);
-        return Ok(exit::OK);
+        output::print(&format!("{}\n", to_json(&rows)?))?;
+    } else {
+        let mut table = Table::new(&["TENANT", "STATUS", "LAST PROVISION", "OUTCOME", "KEYS", "ERROR"]);
+        for r in rows {
+            table.row(vec![
+                r.tenant,
+                r.status,
+                r.last_provision.unwrap_or_else(|| "never".into()),
+                r.outcome.unwrap_or_else(|| "-".into()),
+                r.keys.map_or_else(|| "-".into(), |k| k.to_string()),
+                r.error.unwrap_or_default(),
+            ]);
+        }
+        output::print(&table.render())?;
     }
-    let mut out = format!(
-        "{:<20} {:<10} {:<21} {:<10} {:<5} {}\n",
-        "TENANT", "STATUS", "LAST PROVISION", "OUTCOME", "KEYS", "ERROR"
-    );
-    for r in rows {
-        let _ = writeln!(
-            out,
-            "{:<20} {:<10} {:<21} {:<10} {:<5} {}",
-            r.tenant,
-            r.status,
-            r.last_provision.as_deref().unwrap_or("never"),
-            r.outcome.as_deref().unwrap_or("-"),
-            r.keys.map_or_else(|| "-".into(), |k| k.to_string()),
-            r.error.as_deref().unwrap_or("")
-        );
-    }
-    print!("{out}");
-    Ok(exit::OK)
+    Ok(if tenants.iter().any(std::result::Result::is_err) { exit::CONFIG } else { exit::OK })
 }
 
 /// `jail enable|disable`: edits one Bastille jail's jail.conf (text logic in `jailconf`).

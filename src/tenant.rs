@@ -19,7 +19,11 @@ use crate::envfile::Format;
 use crate::error::{Error, Result};
 
 /// The schema version of colibri-vault's own tables.
-pub const SCHEMA_VERSION: i64 = 1;
+pub const SCHEMA_VERSION: i64 = 2;
+
+/// Columns added to `colibri_vault_tenant_options` after version 1, with the version that added
+/// them: a database of an older colibri-vault gets them (with their defaults) when opened.
+const ADDED_OPTION_COLUMNS: [(i64, &str, &str); 1] = [(2, "allow_names", "TEXT NOT NULL DEFAULT ''")];
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS tenants (
@@ -41,7 +45,8 @@ CREATE TABLE IF NOT EXISTS colibri_vault_tenant_options (
     owner_uid INTEGER NOT NULL DEFAULT 0,
     owner_gid INTEGER NOT NULL DEFAULT 0,
     on_failure TEXT NOT NULL DEFAULT 'continue',
-    cleanup_on_stop INTEGER NOT NULL DEFAULT 0
+    cleanup_on_stop INTEGER NOT NULL DEFAULT 0,
+    allow_names TEXT NOT NULL DEFAULT ''
 );
 CREATE TABLE IF NOT EXISTS colibri_vault_provision_log (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -132,6 +137,8 @@ pub struct Options {
     pub owner: Owner,
     pub on_failure: FailurePolicy,
     pub cleanup_on_stop: bool,
+    /// Names refused by default (`names::sensitive`) that this tenant's env file may hold.
+    pub allow_names: Vec<String>,
 }
 
 impl Default for Options {
@@ -142,6 +149,7 @@ impl Default for Options {
             owner: Owner { uid: 0, gid: 0 },
             on_failure: FailurePolicy::Continue,
             cleanup_on_stop: false,
+            allow_names: Vec::new(),
         }
     }
 }
@@ -244,43 +252,67 @@ pub fn validate_collection(name: &str) -> Result<()> {
     }
 }
 
-/// A jail root: absolute, normalized, strictly under `base`.
+/// A jail root: absolute, UTF-8, normalized, strictly under `base`.
 pub fn validate_root(root: &Path, base: &Path) -> Result<PathBuf> {
-    let shown = crate::sanitize::clean(&root.to_string_lossy());
-    if !root.is_absolute() {
-        return Err(Error::Usage(format!("jail root {shown} must be an absolute path")));
-    }
-    // Checked on the text: `Path::components` silently drops interior `.` parts.
-    let text = root.to_string_lossy();
-    let trimmed = text.trim_end_matches('/');
-    if trimmed.split('/').skip(1).any(|part| part.is_empty() || part == "." || part == "..") {
-        return Err(Error::Usage(format!("jail root {shown} must be normalized (no '.', '..' or '//')")));
-    }
-    let root = crate::config::normalize_dir(root);
+    let root = validate_root_text(root)?;
     if root == base || !root.starts_with(base) {
         return Err(Error::Usage(format!(
-            "jail root {shown} must lie strictly under the jail root base {} (COLIBRI_JAIL_ROOT_BASE)",
+            "jail root {} must lie strictly under the jail root base {} (COLIBRI_JAIL_ROOT_BASE)",
+            crate::sanitize::clean(&root.to_string_lossy()),
             base.display()
         )));
     }
     Ok(root)
 }
 
-/// The env file's place inside the jail: relative, no `..`, `.`, empty or absolute parts.
+/// A jail root's text on its own: absolute, UTF-8 (the database stores text), normalized (no
+/// `.`, `..` or empty parts; trailing slashes dropped). The base is checked where it is known.
+fn validate_root_text(root: &Path) -> Result<PathBuf> {
+    let shown = crate::sanitize::clean(&root.to_string_lossy());
+    let Some(text) = root.to_str() else {
+        return Err(Error::Usage(format!("jail root {shown} is not valid UTF-8")));
+    };
+    if !root.is_absolute() {
+        return Err(Error::Usage(format!("jail root {shown} must be an absolute path")));
+    }
+    // Checked on the text: `Path::components` silently drops interior `.` parts.
+    let trimmed = text.trim_end_matches('/');
+    if trimmed.split('/').skip(1).any(|part| part.is_empty() || part == "." || part == "..") {
+        return Err(Error::Usage(format!("jail root {shown} must be normalized (no '.', '..' or '//')")));
+    }
+    if text.chars().any(char::is_control) {
+        return Err(Error::Usage(format!("jail root {shown} contains a control character")));
+    }
+    Ok(crate::config::normalize_dir(root))
+}
+
+/// The env file's place inside the jail: relative, UTF-8, no `..`, `.`, empty or absolute parts.
 pub fn validate_env_path(path: &Path) -> Result<()> {
     let text = path.to_string_lossy();
-    let ok = !text.is_empty()
+    let ok = path.to_str().is_some()
+        && !text.is_empty()
         && !text.starts_with('/')
         && !text.ends_with('/')
+        && !text.chars().any(char::is_control)
         && text.split('/').all(|part| !part.is_empty() && part != "." && part != "..");
     if ok {
         Ok(())
     } else {
         Err(Error::Usage(format!(
-            "env path {} must be relative to the jail root, without '..', '.', empty or absolute parts (e.g. .env or usr/local/etc/app.env)",
+            "env path {} must be valid UTF-8, relative to the jail root, without '..', '.', empty or absolute parts or control characters (e.g. .env or usr/local/etc/app.env)",
             crate::sanitize::clean(&text)
         )))
     }
+}
+
+/// The registered tenant, other than `name`, whose root is `root` or lies above or below it: one
+/// tenant's secrets must never land in another tenant's jail.
+pub fn overlapping_root<'a>(name: &str, root: &Path, roots: &'a [(String, PathBuf)]) -> Option<&'a str> {
+    roots
+        .iter()
+        .filter(|(other, _)| other != name)
+        .find(|(_, other)| other.starts_with(root) || root.starts_with(other))
+        .map(|(other, _)| other.as_str())
 }
 
 pub struct Store {
@@ -298,7 +330,7 @@ impl Store {
             path,
             OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
         )
-        .map_err(|e| Error::db(path, e))?;
+        .map_err(|e| Error::sqlite(path, &e))?;
         Store::prepare(conn, path).map(Some)
     }
 
@@ -320,59 +352,140 @@ impl Store {
             .mode(0o600)
             .open(path)
             .map_err(|e| Error::db(path, e))?;
-        let conn = Connection::open(path).map_err(|e| Error::db(path, e))?;
+        let conn = Connection::open(path).map_err(|e| Error::sqlite(path, &e))?;
         Store::prepare(conn, path)
     }
 
     fn prepare(conn: Connection, path: &Path) -> Result<Store> {
-        let db = |e: rusqlite::Error| Error::db(path, e);
-        conn.busy_timeout(Duration::from_secs(10)).map_err(db)?;
+        let db = |e: rusqlite::Error| Error::sqlite(path, &e);
+        conn.busy_timeout(BUSY_TIMEOUT).map_err(db)?;
         conn.pragma_update(None, "journal_mode", "WAL").map_err(db)?;
         conn.execute_batch(SCHEMA).map_err(db)?;
         let version: Option<String> = conn
             .query_row("SELECT value FROM colibri_vault_meta WHERE key = 'schema_version'", [], |r| r.get(0))
             .optional()
             .map_err(db)?;
-        match version.as_deref().map(str::parse::<i64>) {
-            None => {
-                conn.execute(
-                    "INSERT OR IGNORE INTO colibri_vault_meta (key, value) VALUES ('schema_version', ?1)",
-                    [SCHEMA_VERSION.to_string()],
-                )
-                .map_err(db)?;
-            }
-            Some(Ok(v)) if v <= SCHEMA_VERSION => {}
+        let version = match version.as_deref().map(str::parse::<i64>) {
+            None => SCHEMA_VERSION,
+            Some(Ok(v)) if v <= SCHEMA_VERSION => v,
             Some(_) => {
                 return Err(Error::db(
                     path,
                     format!(
                         "its colibri-vault schema is newer than this program understands (version {}); upgrade colibri-vault",
-                        version.unwrap_or_default()
+                        crate::sanitize::clean(&version.unwrap_or_default())
                     ),
                 ));
             }
+        };
+        // Columns of later versions, added to a database created by an older colibri-vault (a
+        // new database already has them: SCHEMA is the latest).
+        let existing: Vec<String> = conn
+            .prepare("SELECT name FROM pragma_table_info('colibri_vault_tenant_options')")
+            .and_then(|mut stmt| stmt.query_map([], |r| r.get(0))?.collect())
+            .map_err(db)?;
+        for (_, column, definition) in ADDED_OPTION_COLUMNS.iter().filter(|(v, ..)| *v > version) {
+            if !existing.iter().any(|c| c == column) {
+                conn.execute_batch(&format!(
+                    "ALTER TABLE colibri_vault_tenant_options ADD COLUMN {column} {definition}"
+                ))
+                .map_err(db)?;
+            }
         }
+        conn.execute(
+            "INSERT OR REPLACE INTO colibri_vault_meta (key, value) VALUES ('schema_version', ?1)",
+            [SCHEMA_VERSION.to_string()],
+        )
+        .map_err(db)?;
         Ok(Store { conn, path: path.to_owned() })
     }
 
-    fn err(&self, e: impl fmt::Display) -> Error {
-        Error::db(&self.path, e)
+    fn err(&self, e: &rusqlite::Error) -> Error {
+        Error::sqlite(&self.path, e)
     }
 
+    /// The tenant registered for `name`, validated (`Error::BadRow` when a stored value is
+    /// unusable: the row may have been written by colibri-daemon or by hand).
     pub fn get(&self, name: &str) -> Result<Option<Tenant>> {
-        let sql = format!("{SELECT_TENANT} WHERE t.tenant_id = ?1");
-        self.conn.query_row(&sql, [name], row_to_tenant).optional().map_err(|e| self.err(e))?.transpose()
+        match self.get_raw(name)? {
+            None => Ok(None),
+            Some(raw) => raw.validate().map(Some).map_err(|problem| self.bad_row(&raw.name, problem)),
+        }
     }
 
-    pub fn list(&self) -> Result<Vec<Tenant>> {
+    /// The row for `name` as stored, not validated (for `tenant set`, which may repair it).
+    pub fn get_raw(&self, name: &str) -> Result<Option<RawTenant>> {
+        let sql = format!("{SELECT_TENANT} WHERE t.tenant_id = ?1");
+        self.conn.query_row(&sql, [name], RawTenant::from_row).optional().map_err(|e| self.err(&e))
+    }
+
+    /// Every tenant, in name order; a row that fails validation is returned as its error, so one
+    /// bad row is reported and the others are still served.
+    pub fn list(&self) -> Result<Vec<Result<Tenant>>> {
+        Ok(self
+            .list_raw()?
+            .into_iter()
+            .map(|raw| raw.validate().map_err(|problem| self.bad_row(&raw.name, problem)))
+            .collect())
+    }
+
+    fn list_raw(&self) -> Result<Vec<RawTenant>> {
         let sql = format!("{SELECT_TENANT} ORDER BY t.tenant_id");
-        let mut stmt = self.conn.prepare(&sql).map_err(|e| self.err(e))?;
-        let rows = stmt.query_map([], row_to_tenant).map_err(|e| self.err(e))?;
-        rows.map(|r| r.map_err(|e| self.err(e)).and_then(|t| t)).collect()
+        let mut stmt = self.conn.prepare(&sql).map_err(|e| self.err(&e))?;
+        let rows = stmt.query_map([], RawTenant::from_row).map_err(|e| self.err(&e))?;
+        rows.map(|r| r.map_err(|e| self.err(&e))).collect()
+    }
+
+    /// Every registered (name, root), as stored (roots normalized when they can be): for the
+    /// rule that roots are unique and never nested.
+    pub fn roots(&self) -> Result<Vec<(String, PathBuf)>> {
+        let mut stmt =
+            self.conn.prepare("SELECT tenant_id, jail_root_path FROM tenants").map_err(|e| self.err(&e))?;
+        let rows = stmt
+            .query_map([], |r| Ok((text(r, 0)?, text(r, 1)?)))
+            .map_err(|e| self.err(&e))?
+            .collect::<rusqlite::Result<Vec<(String, String)>>>()
+            .map_err(|e| self.err(&e))?;
+        Ok(rows
+            .into_iter()
+            .map(|(name, root)| (name, crate::config::normalize_dir(Path::new(&root))))
+            .collect())
+    }
+
+    /// The failure policy stored for `name` in the database at `path`, read with as little as
+    /// possible (read-only, no schema work): for a hook when the database cannot be opened
+    /// normally. `None` when it cannot be read or there is no such tenant.
+    pub fn read_policy(path: &Path, name: &str) -> Option<FailurePolicy> {
+        let conn = Connection::open_with_flags(
+            path,
+            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .ok()?;
+        conn.busy_timeout(Duration::from_secs(2)).ok()?;
+        Store { conn, path: path.to_owned() }.failure_policy(name)
+    }
+
+    /// The failure policy stored for `name`, read on its own: a hook uses it when the rest of
+    /// the row (or of the database) cannot be used.
+    pub fn failure_policy(&self, name: &str) -> Option<FailurePolicy> {
+        self.conn
+            .query_row(
+                "SELECT o.on_failure FROM tenants t LEFT JOIN colibri_vault_tenant_options o
+                 ON o.tenant_id = t.tenant_id WHERE t.tenant_id = ?1",
+                [name],
+                |r| r.get::<_, Option<String>>(0),
+            )
+            .ok()
+            .map(|policy| policy.map_or(Ok(FailurePolicy::Continue), |p| p.parse()))
+            .and_then(std::result::Result::ok)
+    }
+
+    fn bad_row(&self, name: &str, problem: String) -> Error {
+        Error::BadRow { path: self.path.clone(), tenant: crate::sanitize::clean(name), problem }
     }
 
     pub fn insert(&mut self, tenant: &Tenant) -> Result<()> {
-        let tx = self.conn.transaction().map_err(|e| Error::db(&self.path, e))?;
+        let tx = self.conn.transaction().map_err(|e| Error::sqlite(&self.path, &e))?;
         tx.execute(
             "INSERT INTO tenants (tenant_id, jail_root_path, collection_id, status, created_at, updated_at)
              VALUES (?1, ?2, ?3, ?4, strftime('%Y-%m-%dT%H:%M:%SZ','now'), strftime('%Y-%m-%dT%H:%M:%SZ','now'))",
@@ -382,42 +495,43 @@ impl Store {
             rusqlite::Error::SqliteFailure(f, _) if f.code == rusqlite::ErrorCode::ConstraintViolation => {
                 Error::Usage(format!(
                     "tenant {} or collection {} is already registered (see: colibri-vault tenant list)",
-                    tenant.name, tenant.collection
+                    crate::sanitize::clean(&tenant.name),
+                    crate::sanitize::clean(&tenant.collection)
                 ))
             }
-            e => Error::db(&self.path, e),
+            e => Error::sqlite(&self.path, &e),
         })?;
-        write_options(&tx, tenant).map_err(|e| Error::db(&self.path, e))?;
-        tx.commit().map_err(|e| Error::db(&self.path, e))
+        write_options(&tx, tenant).map_err(|e| Error::sqlite(&self.path, &e))?;
+        tx.commit().map_err(|e| Error::sqlite(&self.path, &e))
     }
 
     pub fn update(&mut self, tenant: &Tenant) -> Result<()> {
-        let tx = self.conn.transaction().map_err(|e| Error::db(&self.path, e))?;
+        let tx = self.conn.transaction().map_err(|e| Error::sqlite(&self.path, &e))?;
         tx.execute(
             "UPDATE tenants SET jail_root_path = ?2, collection_id = ?3, status = ?4,
              updated_at = strftime('%Y-%m-%dT%H:%M:%SZ','now') WHERE tenant_id = ?1",
             params![tenant.name, path_text(&tenant.root), tenant.collection, tenant.status],
         )
-        .map_err(|e| Error::db(&self.path, e))?;
-        write_options(&tx, tenant).map_err(|e| Error::db(&self.path, e))?;
-        tx.commit().map_err(|e| Error::db(&self.path, e))
+        .map_err(|e| Error::sqlite(&self.path, &e))?;
+        write_options(&tx, tenant).map_err(|e| Error::sqlite(&self.path, &e))?;
+        tx.commit().map_err(|e| Error::sqlite(&self.path, &e))
     }
 
     /// Removes the tenant and its options; its provision log stays (it is an audit trail).
     pub fn remove(&mut self, name: &str) -> Result<bool> {
-        let tx = self.conn.transaction().map_err(|e| Error::db(&self.path, e))?;
+        let tx = self.conn.transaction().map_err(|e| Error::sqlite(&self.path, &e))?;
         let n = tx
             .execute("DELETE FROM tenants WHERE tenant_id = ?1", [name])
-            .map_err(|e| Error::db(&self.path, e))?;
+            .map_err(|e| Error::sqlite(&self.path, &e))?;
         tx.execute("DELETE FROM colibri_vault_tenant_options WHERE tenant_id = ?1", [name])
-            .map_err(|e| Error::db(&self.path, e))?;
-        tx.commit().map_err(|e| Error::db(&self.path, e))?;
+            .map_err(|e| Error::sqlite(&self.path, &e))?;
+        tx.commit().map_err(|e| Error::sqlite(&self.path, &e))?;
         Ok(n > 0)
     }
 
     /// Appends a log row; on success also marks the tenant `active`. One transaction.
     pub fn record(&mut self, row: &LogRow) -> Result<()> {
-        let tx = self.conn.transaction().map_err(|e| Error::db(&self.path, e))?;
+        let tx = self.conn.transaction().map_err(|e| Error::sqlite(&self.path, &e))?;
         tx.execute(
             "INSERT INTO colibri_vault_provision_log
              (at_unix, at, tenant_id, jail, jid, trigger, keys, content_hash, outcome, duration_ms, bw_calls, error)
@@ -436,15 +550,15 @@ impl Store {
                 row.error
             ],
         )
-        .map_err(|e| Error::db(&self.path, e))?;
+        .map_err(|e| Error::sqlite(&self.path, &e))?;
         if FRESH_OUTCOMES.contains(&row.outcome.as_str()) {
             tx.execute(
                 "UPDATE tenants SET status = 'active', updated_at = strftime('%Y-%m-%dT%H:%M:%SZ','now') WHERE tenant_id = ?1",
                 [&row.tenant],
             )
-            .map_err(|e| Error::db(&self.path, e))?;
+            .map_err(|e| Error::sqlite(&self.path, &e))?;
         }
-        tx.commit().map_err(|e| Error::db(&self.path, e))
+        tx.commit().map_err(|e| Error::sqlite(&self.path, &e))
     }
 
     /// The newest log row for `tenant`, optionally only among `outcomes`.
@@ -480,7 +594,7 @@ impl Store {
                 })
             })
             .optional()
-            .map_err(|e| self.err(e))
+            .map_err(|e| self.err(&e))
     }
 
     pub fn path(&self) -> &Path {
@@ -490,45 +604,169 @@ impl Store {
 
 const SELECT_TENANT: &str = "
 SELECT t.tenant_id, t.jail_root_path, t.collection_id, t.status, t.created_at, t.updated_at,
-       o.env_path, o.format, o.owner_uid, o.owner_gid, o.on_failure, o.cleanup_on_stop
+       o.env_path, o.format, o.owner_uid, o.owner_gid, o.on_failure, o.cleanup_on_stop, o.allow_names
 FROM tenants t LEFT JOIN colibri_vault_tenant_options o ON o.tenant_id = t.tenant_id";
 
-fn row_to_tenant(r: &rusqlite::Row<'_>) -> rusqlite::Result<Result<Tenant>> {
-    let defaults = Options::default();
-    let name: String = r.get(0)?;
-    let bad = |what: &str| Error::Database {
-        path: PathBuf::new(),
-        problem: format!("tenant {name}: invalid stored {what}"),
-    };
-    let format: Option<String> = r.get(7)?;
-    let on_failure: Option<String> = r.get(10)?;
-    let options = Options {
-        env_path: r.get::<_, Option<String>>(6)?.map_or(defaults.env_path, PathBuf::from),
-        format: match format.as_deref().map(str::parse::<Format>) {
+/// How long a statement waits for another process's write lock before it fails (`SQLite`'s busy
+/// timeout): colibri-daemon and other colibri-vault runs share the database.
+pub const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A tenant row as stored, every value kept as it was found (text or integer, possibly
+/// invalid), before validation. `NULL`s of colibri-vault's own option columns (a colibri
+/// database without our options row) mean the defaults.
+#[derive(Clone, Debug)]
+pub struct RawTenant {
+    pub name: String,
+    pub root: rusqlite::types::Value,
+    pub collection: rusqlite::types::Value,
+    pub status: rusqlite::types::Value,
+    pub created_at: Option<String>,
+    pub updated_at: Option<String>,
+    pub env_path: Option<rusqlite::types::Value>,
+    pub format: Option<rusqlite::types::Value>,
+    pub owner_uid: Option<rusqlite::types::Value>,
+    pub owner_gid: Option<rusqlite::types::Value>,
+    pub on_failure: Option<rusqlite::types::Value>,
+    pub cleanup_on_stop: Option<rusqlite::types::Value>,
+    pub allow_names: Option<rusqlite::types::Value>,
+}
+
+impl RawTenant {
+    /// A new tenant's row: `name` and `root`, the collection named after the tenant, every option
+    /// at its default.
+    pub fn new(name: &str, root: &Path) -> RawTenant {
+        use rusqlite::types::Value;
+        RawTenant {
+            name: name.to_owned(),
+            root: Value::Text(path_text(root)),
+            collection: Value::Text(name.to_owned()),
+            status: Value::Text("provisioned".into()),
+            created_at: None,
+            updated_at: None,
+            env_path: None,
+            format: None,
+            owner_uid: None,
+            owner_gid: None,
+            on_failure: None,
+            cleanup_on_stop: None,
+            allow_names: None,
+        }
+    }
+
+    fn from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<RawTenant> {
+        use rusqlite::types::Value;
+        let value = |i: usize| r.get::<_, Value>(i);
+        let option = |i: usize| r.get::<_, Value>(i).map(|v| (v != Value::Null).then_some(v));
+        Ok(RawTenant {
+            name: match value(0)? {
+                Value::Text(t) => t,
+                other => value_text(other).unwrap_or_default(),
+            },
+            root: value(1)?,
+            collection: value(2)?,
+            status: value(3)?,
+            created_at: value(4).ok().and_then(value_text),
+            updated_at: value(5).ok().and_then(value_text),
+            env_path: option(6)?,
+            format: option(7)?,
+            owner_uid: option(8)?,
+            owner_gid: option(9)?,
+            on_failure: option(10)?,
+            cleanup_on_stop: option(11)?,
+            allow_names: option(12)?,
+        })
+    }
+
+    /// The tenant, if every stored value is usable; else what is wrong (never a value that
+    /// could be secret: these are names, paths and settings, shown sanitized).
+    pub fn validate(&self) -> std::result::Result<Tenant, String> {
+        use rusqlite::types::Value;
+        let problem = |what: &str, e: &dyn fmt::Display| format!("invalid stored {what}: {e}");
+        let text = |what: &str, v: &Value| match v {
+            Value::Text(t) => Ok(t.clone()),
+            _ => Err(format!("invalid stored {what}: not text")),
+        };
+        validate_name(&self.name).map_err(|e| problem("tenant name", &e))?;
+        // Only its type here: the pipeline refuses (73) a root that is not normalized or not
+        // strictly under the jail root base, where the base is known.
+        let root = PathBuf::from(text("jail root", &self.root)?);
+        let collection = text("collection", &self.collection)?;
+        validate_collection(&collection).map_err(|e| problem("collection", &e))?;
+        let defaults = Options::default();
+        let env_path = match &self.env_path {
+            None => defaults.env_path,
+            Some(v) => PathBuf::from(text("env path", v)?),
+        };
+        validate_env_path(&env_path).map_err(|e| problem("env path", &e))?;
+        let parsed = |what: &str, v: &Option<Value>| -> std::result::Result<Option<String>, String> {
+            v.as_ref().map(|v| text(what, v)).transpose()
+        };
+        let format = match parsed("format", &self.format)? {
             None => defaults.format,
-            Some(Ok(f)) => f,
-            Some(Err(_)) => return Ok(Err(bad("format"))),
-        },
-        owner: Owner {
-            uid: r.get::<_, Option<u32>>(8)?.unwrap_or(defaults.owner.uid),
-            gid: r.get::<_, Option<u32>>(9)?.unwrap_or(defaults.owner.gid),
-        },
-        on_failure: match on_failure.as_deref().map(str::parse::<FailurePolicy>) {
+            Some(f) => f.parse().map_err(|e| problem("format", &e))?,
+        };
+        let on_failure = match parsed("failure policy", &self.on_failure)? {
             None => defaults.on_failure,
-            Some(Ok(p)) => p,
-            Some(Err(_)) => return Ok(Err(bad("failure policy"))),
-        },
-        cleanup_on_stop: r.get::<_, Option<bool>>(11)?.unwrap_or(defaults.cleanup_on_stop),
-    };
-    Ok(Ok(Tenant {
-        root: PathBuf::from(r.get::<_, String>(1)?),
-        collection: r.get(2)?,
-        status: r.get(3)?,
-        created_at: r.get::<_, Option<rusqlite::types::Value>>(4)?.and_then(value_text),
-        updated_at: r.get::<_, Option<rusqlite::types::Value>>(5)?.and_then(value_text),
-        name,
-        options,
-    }))
+            Some(p) => p.parse().map_err(|e| problem("failure policy", &e))?,
+        };
+        let id = |what: &str, v: &Option<Value>, default: u32| match v {
+            None => Ok(default),
+            Some(Value::Integer(i)) => u32::try_from(*i).map_err(|_| format!("invalid stored {what}: {i}")),
+            Some(_) => Err(format!("invalid stored {what}: not a number")),
+        };
+        let owner = Owner {
+            uid: id("owner uid", &self.owner_uid, defaults.owner.uid)?,
+            gid: id("owner gid", &self.owner_gid, defaults.owner.gid)?,
+        };
+        let cleanup_on_stop = match &self.cleanup_on_stop {
+            None => defaults.cleanup_on_stop,
+            Some(Value::Integer(0)) => false,
+            Some(Value::Integer(1)) => true,
+            Some(_) => return Err("invalid stored cleanup-on-stop flag".into()),
+        };
+        let allow_names = match parsed("allowed names", &self.allow_names)? {
+            None => defaults.allow_names,
+            Some(list) => parse_allow_names(&list).map_err(|e| problem("allowed names", &e))?,
+        };
+        let status = text("status", &self.status)?;
+        Ok(Tenant {
+            name: self.name.clone(),
+            root,
+            collection,
+            status,
+            created_at: self.created_at.clone(),
+            updated_at: self.updated_at.clone(),
+            options: Options { env_path, format, owner, on_failure, cleanup_on_stop, allow_names },
+        })
+    }
+}
+
+/// `allow_names` as stored: comma-separated names, each a valid variable name.
+fn parse_allow_names(list: &str) -> Result<Vec<String>> {
+    let mut names = Vec::new();
+    for name in list.split(',').filter(|n| !n.is_empty()) {
+        validate_variable_name(name)?;
+        names.push(name.to_owned());
+    }
+    names.sort();
+    names.dedup();
+    Ok(names)
+}
+
+/// A variable name for `--allow-name`: what an env file can hold.
+pub fn validate_variable_name(name: &str) -> Result<()> {
+    if crate::kvfile::is_name(name) {
+        Ok(())
+    } else {
+        Err(Error::Usage(format!(
+            "{} is not a variable name ([A-Za-z_][A-Za-z0-9_]*)",
+            crate::sanitize::clean(name)
+        )))
+    }
+}
+
+fn text(r: &rusqlite::Row<'_>, i: usize) -> rusqlite::Result<String> {
+    Ok(value_text(r.get(i)?).unwrap_or_default())
 }
 
 /// colibri's timestamp columns have no declared type: show whatever is there as text.
@@ -547,8 +785,8 @@ fn write_options(tx: &rusqlite::Transaction<'_>, tenant: &Tenant) -> rusqlite::R
     let o = &tenant.options;
     tx.execute(
         "INSERT OR REPLACE INTO colibri_vault_tenant_options
-         (tenant_id, env_path, format, owner_uid, owner_gid, on_failure, cleanup_on_stop)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+         (tenant_id, env_path, format, owner_uid, owner_gid, on_failure, cleanup_on_stop, allow_names)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
         params![
             tenant.name,
             path_text(&o.env_path),
@@ -556,7 +794,8 @@ fn write_options(tx: &rusqlite::Transaction<'_>, tenant: &Tenant) -> rusqlite::R
             o.owner.uid,
             o.owner.gid,
             o.on_failure.to_string(),
-            o.cleanup_on_stop
+            o.cleanup_on_stop,
+            o.allow_names.join(",")
         ],
     )
 }

@@ -64,15 +64,7 @@ impl Credentials {
         }
         let server =
             settings.credential("BW_SERVER").map_or(DEFAULT_SERVER, Secret::expose).trim_end_matches('/');
-        if !server.starts_with("https://") {
-            return Err(Error::Vault {
-                step: "config server".into(),
-                message: format!(
-                    "BW_SERVER must be an https:// URL, not {}: bw refuses plain http, loopback included (use TLS; for a self-signed certificate set NODE_EXTRA_CA_CERTS in the provider env)",
-                    sanitize::clean(server)
-                ),
-            });
-        }
+        check_server(server)?;
         let ca_certs = settings.credential("NODE_EXTRA_CA_CERTS").map(|v| PathBuf::from(v.expose()));
         if let Some(ca) = &ca_certs
             && !ca.is_absolute()
@@ -90,12 +82,38 @@ impl Credentials {
     }
 }
 
+/// `BW_SERVER` must be an `https://` URL (bw refuses plain http, loopback included) without
+/// userinfo: a `user:password@` would be echoed by bw and kept in its data file. The messages
+/// never repeat the URL, which may hold such a password.
+pub fn check_server(server: &str) -> Result<()> {
+    let Some(rest) = server.strip_prefix("https://") else {
+        let scheme = server.split_once("://").map_or("no scheme", |(scheme, _)| scheme);
+        return Err(Error::Config(format!(
+            "BW_SERVER must be an https:// URL (its scheme is {}): bw refuses plain http, loopback included (use TLS; for a self-signed certificate set NODE_EXTRA_CA_CERTS in the provider env)",
+            sanitize::clean(&scheme.chars().take(16).collect::<String>())
+        )));
+    };
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    if authority.contains('@') {
+        return Err(Error::Config(
+            "BW_SERVER must not contain a user name or password (user:password@): bw would show and store it; the API key in BW_CLIENTID/BW_CLIENTSECRET is the login".into(),
+        ));
+    }
+    if authority.is_empty() {
+        return Err(Error::Config("BW_SERVER has no host name after https://".into()));
+    }
+    Ok(())
+}
+
 pub struct BwSession<'a> {
     program: PathBuf,
     appdata: PathBuf,
     credentials: Credentials,
     timeout: Duration,
     session_key: Option<Secret>,
+    /// Every value the session fetched (item passwords, notes and their lines): scrubbed from
+    /// whatever bw prints on stderr afterwards, with the credentials and the session key.
+    fetched: Vec<Secret>,
     /// Set before login; cleared once logout is confirmed.
     maybe_logged_in: bool,
     calls: u32,
@@ -124,6 +142,7 @@ pub fn open<'a>(settings: &Settings, log: &'a Log) -> Result<Box<dyn Session + '
         credentials,
         timeout: settings.bw_timeout,
         session_key: None,
+        fetched: Vec::new(),
         maybe_logged_in: false,
         calls: 0,
         log,
@@ -379,6 +398,7 @@ impl BwSession<'_> {
         if let Some(key) = &self.session_key {
             secrets.push(key);
         }
+        secrets.extend(self.fetched.iter());
         let text = sanitize::scrub(&parse::meaningful_stderr(stderr), &secrets);
         sanitize::sanitize(&text, STDERR_EXCERPT)
     }
@@ -402,6 +422,7 @@ impl Session for BwSession<'_> {
         let out = self.bw("list items", &["list", "items"], Needs::SessionKey, true)?;
         let items =
             parse::items(&out).map_err(|message| Error::Vault { step: "list items".into(), message })?;
+        self.fetched.extend(items.iter().flat_map(|i| session_values(&i.item.content)));
         for (name, matching) in ids {
             let entry = if let [id] = matching[..] {
                 Ok(items
@@ -426,6 +447,26 @@ impl Session for BwSession<'_> {
 
     fn close(mut self: Box<Self>) -> Result<()> {
         self.end()
+    }
+}
+
+/// The values an item holds, for scrubbing: a login's password; a note's whole text, each of its
+/// lines and the part of each line after its first `=`.
+fn session_values(content: &crate::source::ItemContent) -> Vec<Secret> {
+    use crate::source::ItemContent;
+    match content {
+        ItemContent::Entry { value, .. } => vec![value.clone()],
+        ItemContent::Bundle(notes) => {
+            let mut values = vec![notes.clone()];
+            for line in notes.expose().lines() {
+                values.push(Secret::from(line));
+                if let Some((_, value)) = line.split_once('=') {
+                    values.push(Secret::from(value));
+                }
+            }
+            values
+        }
+        ItemContent::Skip(_) => Vec::new(),
     }
 }
 

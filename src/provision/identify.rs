@@ -29,6 +29,7 @@ pub(super) fn identify(
 ) -> (Vec<Report>, Vec<Pending>) {
     let mut reports = Vec::with_capacity(requests.len());
     let mut pending = Vec::new();
+    let mut roots = None;
     for (index, request) in requests.iter().enumerate() {
         let started = Instant::now();
         let jail = request.jail.clone();
@@ -40,11 +41,14 @@ pub(super) fn identify(
                 continue;
             }
             Err(e) => {
+                ctx.log.error(&format!("jail {jail}: {e}"));
                 reports.push(Report { jail, tenant: None, result: Err(Arc::new(e)) });
                 continue;
             }
         };
-        let result = match check_root(ctx.settings, &tenant, request) {
+        let checked = unshared_root(store, &mut roots, &tenant)
+            .and_then(|()| check_root(ctx.settings, &tenant, request));
+        let result = match checked {
             Ok((root, jid)) => {
                 let last = if opts.use_freshness { fresh(ctx.settings, store, &tenant, &root) } else { None };
                 if let Some(last) = last {
@@ -53,8 +57,10 @@ pub(super) fn identify(
                     // The file still holds what that provision wrote: its key names and hash
                     // belong in this row too (`status` shows the last row's key count).
                     let facts = Facts { keys: last.keys, hash: last.content_hash, calls: 0 };
-                    record::record(ctx, store, &attempt, Ok(&done), &facts);
-                    Ok(done)
+                    match record::record(ctx, store, &attempt, Ok(&done), &facts) {
+                        None => Ok(done),
+                        Some(e) => Err(Arc::new(e)),
+                    }
                 } else {
                     pending.push(Pending {
                         index,
@@ -76,13 +82,34 @@ pub(super) fn identify(
             Err(e) => {
                 let e = Arc::new(e);
                 let attempt = Attempt { tenant: &tenant, jail: &jail, jid: None, started, opts };
-                record::record(ctx, store, &attempt, Err(&e), &Facts::default());
+                let _ = record::record(ctx, store, &attempt, Err(&e), &Facts::default());
                 Err(e)
             }
         };
         reports.push(Report { jail, tenant: Some(tenant), result });
     }
     (reports, pending)
+}
+
+/// Step 3, first part: no other tenant's root is this tenant's root or lies above or below it
+/// (colibri-daemon or a hand edit may have registered such a pair): else one tenant's secrets
+/// would land in another tenant's jail. `roots` is read once per run.
+fn unshared_root(store: &Store, roots: &mut Option<Vec<(String, PathBuf)>>, tenant: &Tenant) -> Result<()> {
+    if roots.is_none() {
+        *roots = Some(store.roots()?);
+    }
+    let roots = roots.as_deref().unwrap_or_default();
+    match crate::tenant::overlapping_root(&tenant.name, &tenant.root, roots) {
+        None => Ok(()),
+        Some(other) => Err(Error::refused(
+            &tenant.name,
+            format!(
+                "its registered root {} is, contains or lies inside the root of tenant {}; each tenant needs a root of its own (colibri-vault tenant set --root)",
+                clean(&tenant.root.to_string_lossy()),
+                clean(other)
+            ),
+        )),
+    }
 }
 
 /// Step 3: the root to write under, and the JID if the kernel knows the jail.

@@ -33,9 +33,19 @@ pub(super) fn materialize(
         Some(Err(problem)) => return Err(Error::bad_data(&tenant.name, problem.clone())),
         Some(Ok(items)) => items,
     };
-    let entries: Entries = envfile::entries_from_items(&tenant.name, items, &mut |w| {
+    let mut entries: Entries = envfile::entries_from_items(&tenant.name, items, &mut |w| {
         ctx.log.warn(&format!("tenant {}: {w}", tenant.name));
     })?;
+    entries.retain(|name, entry| match crate::names::sensitive(name) {
+        Some(reason) if !tenant.options.allow_names.contains(name) => {
+            ctx.log.warn(&format!(
+                "tenant {}: {}: {name} skipped: a shell sourcing the env file would change behaviour ({reason}); to allow it: colibri-vault tenant set {} --allow-name {name}",
+                tenant.name, entry.origin, tenant.name
+            ));
+            false
+        }
+        _ => true,
+    });
     let keys: Vec<String> = entries.keys().cloned().collect();
     let format = tenant.options.format;
     let bytes = envfile::render(format, &entries)?;

@@ -111,17 +111,27 @@ impl Done {
         match self {
             Done::NoTenant => format!("jail {jail}: no tenant registered; nothing to do"),
             Done::Written { path, keys } => {
-                format!("jail {jail}: wrote {} ({} keys: {})", path.display(), keys.len(), keys.join(", "))
+                format!(
+                    "jail {jail}: wrote {} ({}: {})",
+                    path.display(),
+                    keys_count(keys.len()),
+                    keys.join(", ")
+                )
             }
             Done::Unchanged { path, keys } => {
-                format!("jail {jail}: {} unchanged ({} keys)", path.display(), keys.len())
+                format!("jail {jail}: {} unchanged ({})", path.display(), keys_count(keys.len()))
             }
             Done::Fresh { path } => format!("jail {jail}: {} is fresh; vault not asked", path.display()),
-            Done::DryRun { keys } => format!("jail {jail}: dry run, {} keys", keys.len()),
+            Done::DryRun { keys } => format!("jail {jail}: dry run, {}", keys_count(keys.len())),
             Done::Unreachable { reason } => format!("jail {jail}: skipped: {reason}"),
             Done::Served { message } => format!("{message} (in another run's vault session)"),
         }
     }
+}
+
+/// "1 key", "2 keys".
+pub fn keys_count(n: usize) -> String {
+    if n == 1 { "1 key".into() } else { format!("{n} keys") }
 }
 
 pub struct Report {

@@ -49,8 +49,13 @@ pub(super) fn materialized(
         Err(_) => (Vec::new(), None),
     };
     let result = result.map(|(done, _, _)| done).map_err(Arc::new);
-    record(ctx, store, &Attempt::of(p), result.as_ref(), &Facts { keys, hash, calls });
-    reports[p.index].result = result;
+    let unrecorded = record(ctx, store, &Attempt::of(p), result.as_ref(), &Facts { keys, hash, calls });
+    reports[p.index].result = match (result, unrecorded) {
+        // A write that cannot be recorded is a failure: status, freshness and the audit trail
+        // would not know about it.
+        (Ok(_), Some(e)) => Err(Arc::new(e)),
+        (result, _) => result,
+    };
 }
 
 /// The session could not serve `pending`: each gets `e`, recorded.
@@ -64,7 +69,8 @@ pub(super) fn failed(
 ) {
     let e = Arc::new(e);
     for p in pending {
-        record(ctx, store, &Attempt::of(p), Err(&e), &Facts { calls, ..Facts::default() });
+        // Already a failure: an unrecorded row changes nothing in its status.
+        let _ = record(ctx, store, &Attempt::of(p), Err(&e), &Facts { calls, ..Facts::default() });
         reports[p.index].result = Err(Arc::clone(&e));
     }
 }
@@ -84,21 +90,23 @@ pub(super) fn served(ctx: &Ctx<'_>, reports: &mut [Report], pending: &[Pending],
     }
 }
 
-/// The provision-log row, the status, and one line for people and syslog.
+/// The provision-log row, the status, and one line for people and syslog. Returns the error
+/// if the row could not be recorded (the database stayed busy past its timeout, or failed).
+#[must_use]
 pub(super) fn record(
     ctx: &Ctx<'_>,
     store: &mut Store,
     attempt: &Attempt<'_>,
     result: std::result::Result<&Done, &Arc<Error>>,
     facts: &Facts,
-) {
+) -> Option<Error> {
     let jail = attempt.jail;
     let (outcome, error, line) = match result {
         Ok(done @ Done::Written { .. }) => ("written", None, done.summary(jail)),
         Ok(done @ Done::Unchanged { .. }) => ("unchanged", None, done.summary(jail)),
         Ok(done @ Done::Fresh { .. }) => ("fresh", None, done.summary(jail)),
         Ok(done @ Done::DryRun { .. }) => ("dry-run", None, done.summary(jail)),
-        Ok(Done::NoTenant | Done::Unreachable { .. } | Done::Served { .. }) => return,
+        Ok(Done::NoTenant | Done::Unreachable { .. } | Done::Served { .. }) => return None,
         Err(e) => ("failed", Some(e.to_string()), format!("jail {jail}: {e}")),
     };
     if error.is_some() {
@@ -119,7 +127,7 @@ pub(super) fn record(
         bw_calls: facts.calls,
         error: error.map(|e| crate::sanitize::sanitize(&e, 1024)),
     };
-    if let Err(e) = store.record(&row) {
-        ctx.log.error(&format!("jail {jail}: could not record the outcome: {e}"));
-    }
+    let e = store.record(&row).err()?;
+    ctx.log.error(&format!("jail {jail}: could not record the outcome: {e}"));
+    Some(e)
 }

@@ -178,7 +178,7 @@ impl Held {
         for (claim, report) in claims.iter().zip(reports) {
             let answer = match &report.result {
                 Ok(done) => Answer { code: crate::exit::OK, message: done.summary(&report.jail) },
-                Err(e) => Answer { code: e.exit_code(), message: e.to_string() },
+                Err(e) => Answer { code: e.exit_code(), message: format!("jail {}: {e}", report.jail) },
             };
             if let Err(e) = self.spool.answer_claim(claim, &answer) {
                 ctx.log.error(&format!("jail {}: could not answer the waiting hook: {e}", report.jail));

@@ -162,7 +162,7 @@ fn on_failure_continue_exits_0_and_fail_exits_non_zero_both_saying_why() {
     let out = host.run(&["hook", "start", "web", s(&root)]);
     out.expect(66)
         .stderr_has("collection web does not exist")
-        .stderr_has("policy fail: jail(8) will not start the jail");
+        .stderr_has("so jail(8) does not start the jail");
     assert_eq!(file_state(&root.join(".env")), before);
 }
 

@@ -57,7 +57,7 @@ fn a_symlinked_parent_directory_of_the_env_path_is_refused() {
     assert_eq!(snapshot(&hostdir), before);
     host.run(&["hook", "start", "web", s(&root)])
         .expect(73)
-        .stderr_has("policy fail: jail(8) will not start the jail");
+        .stderr_has("so jail(8) does not start the jail");
     assert_eq!(snapshot(&hostdir), before);
 }
 

@@ -52,7 +52,9 @@ fn tenant_add_list_show_set_remove_round_trip() {
 
     let listed = json(&host.run(&["tenant", "list", "--json"]).expect(0).stdout);
     assert_eq!(listed.as_array().unwrap().len(), 2);
-    let shown = json(&host.run(&["tenant", "show", "web", "--json"]).expect(0).stdout);
+    let mut shown = json(&host.run(&["tenant", "show", "web", "--json"]).expect(0).stdout);
+    assert_eq!(shown["last_provision"], Value::Null, "never provisioned");
+    shown.as_object_mut().unwrap().remove("last_provision");
     assert_eq!(shown, listed[1]);
     assert_eq!(shown["name"], "web");
     assert_eq!(shown["root"], s(&root), "trailing slash normalized");
@@ -212,7 +214,7 @@ fn dry_run_shows_names_and_hashes_but_no_value_and_writes_nothing() {
     host.secrets("web", "API_KEY=changed-Pp09\n");
     let out = host.run(&["provision", "--all", "--dry-run"]);
     out.expect(0);
-    assert!(out.stdout.contains("web: 1 keys"), "{}", out.stdout);
+    assert!(out.stdout.contains("web: 1 key ("), "{}", out.stdout);
     assert!(!out.all_output().contains("changed-Pp09"));
     assert_eq!(file_state(&root.join(".env")), before, "an existing file is not touched");
 }

@@ -52,7 +52,7 @@ fn an_http_server_url_is_refused_before_bw_runs() {
     let Some(bw) = real_bw::require("real bw with an http URL") else { return };
     let host = host(&bw);
     host.append_provider_env("BW_SERVER=http://127.0.0.1:8222\n");
-    host.run(&["provision", "web"]).expect(69).stderr_has("BW_SERVER must be an https:// URL");
+    host.run(&["provision", "web"]).expect(78).stderr_has("BW_SERVER must be an https:// URL");
     assert!(!host.state_dir.join("bw/data.json").exists(), "bw never ran");
 }
 

@@ -340,7 +340,7 @@ fn transport_problems_are_69() {
 
     let v = vault(&["web"]);
     v.host.append_provider_env("BW_SERVER=http://127.0.0.1:8222\n");
-    v.host.run(&["provision", "web"]).expect(69).stderr_has("must be an https:// URL");
+    v.host.run(&["provision", "web"]).expect(78).stderr_has("must be an https:// URL");
     assert!(v.fake.calls().is_empty());
 }
 
