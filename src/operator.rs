@@ -361,23 +361,13 @@ pub fn provision(settings: &Settings, log: &Log, args: &ProvisionArgs) -> Result
     }
     let mut store = existing_store(settings)?;
     let requests: Vec<Request> = if args.all {
-        // A row that fails validation is still requested: the pipeline reports it (and the
-        // exit status says so) while every other tenant is served.
+        // Every row, as stored: one that fails validation is still requested, so that the
+        // pipeline reports it (and the exit status says so) while every other tenant is served.
         store
-            .list()?
+            .list_raw()?
             .into_iter()
-            .filter_map(|t| match t {
-                Ok(t) if t.status == "destroyed" => None,
-                Ok(t) => Some(Request::named(&t.name)),
-                Err(Error::BadRow { tenant, problem, .. }) => {
-                    log.error(&format!("tenant {tenant}: {problem}; skipped"));
-                    Some(Request::named(&tenant))
-                }
-                Err(e) => {
-                    log.error(&e.to_string());
-                    None
-                }
-            })
+            .filter(|raw| raw.status != Value::Text("destroyed".into()))
+            .map(|raw| Request::named(&raw.name))
             .collect()
     } else {
         for jail in &args.jails {

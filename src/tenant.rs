@@ -429,7 +429,8 @@ impl Store {
             .collect())
     }
 
-    fn list_raw(&self) -> Result<Vec<RawTenant>> {
+    /// Every row as stored, not validated, in name order.
+    pub fn list_raw(&self) -> Result<Vec<RawTenant>> {
         let sql = format!("{SELECT_TENANT} ORDER BY t.tenant_id");
         let mut stmt = self.conn.prepare(&sql).map_err(|e| self.err(&e))?;
         let rows = stmt.query_map([], RawTenant::from_row).map_err(|e| self.err(&e))?;

@@ -55,9 +55,7 @@ fn a_symlinked_parent_directory_of_the_env_path_is_refused() {
 
     host.run(&["provision", "web"]).expect(73).stderr_has("symbolic link");
     assert_eq!(snapshot(&hostdir), before);
-    host.run(&["hook", "start", "web", s(&root)])
-        .expect(73)
-        .stderr_has("so jail(8) does not start the jail");
+    host.run(&["hook", "start", "web", s(&root)]).expect(73).stderr_has("so jail(8) does not start the jail");
     assert_eq!(snapshot(&hostdir), before);
 }
 

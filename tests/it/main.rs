@@ -12,4 +12,5 @@ mod real_bw;
 mod server;
 mod support;
 mod syslog;
+mod trust;
 mod vault;
