@@ -6,6 +6,7 @@
 pub mod bw;
 pub mod cli;
 pub mod config;
+pub mod deadline;
 pub mod doctor;
 pub mod envfile;
 pub mod error;

@@ -322,7 +322,7 @@ fn wait_for_lock(ctx: &Ctx<'_>, spool: &Spool, requests: &[Request], opts: Optio
         None
     };
     let timeout = ctx.settings.lock_timeout;
-    let deadline = Instant::now() + timeout;
+    let deadline = crate::deadline::Deadline::after(timeout);
     loop {
         if let Some(answer) = registration.as_ref().and_then(|r| spool.answer(r)) {
             return Waited::Served(answer);
@@ -344,7 +344,7 @@ fn wait_for_lock(ctx: &Ctx<'_>, spool: &Spool, requests: &[Request], opts: Optio
         }
         let stop = if let Some(signal) = crate::signals::received() {
             Some(Error::Interrupted(signal))
-        } else if Instant::now() >= deadline {
+        } else if deadline.passed() {
             Some(Error::LockTimeout { path: HostLock::path(run_dir), seconds: timeout.as_secs() })
         } else {
             None

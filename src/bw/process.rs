@@ -16,9 +16,11 @@ use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use zeroize::Zeroizing;
+
+use crate::deadline::Deadline;
 
 /// Most of a child's stderr kept (the rest is read and dropped).
 const STDERR_CAP: usize = 64 * 1024;
@@ -77,7 +79,7 @@ pub fn run(call: &Call<'_>) -> Result<Output, RunError> {
 }
 
 fn wait(child: &mut Child, call: &Call<'_>) -> Result<ExitStatus, RunError> {
-    let deadline = Instant::now() + call.timeout;
+    let deadline = Deadline::after(call.timeout);
     loop {
         match child.try_wait() {
             Ok(Some(status)) => return Ok(status),
@@ -93,7 +95,7 @@ fn wait(child: &mut Child, call: &Call<'_>) -> Result<ExitStatus, RunError> {
             kill_group(child);
             return Err(RunError::Interrupted(signal));
         }
-        if Instant::now() >= deadline {
+        if deadline.passed() {
             kill_group(child);
             return Err(RunError::Timeout);
         }
@@ -178,6 +180,7 @@ fn is_executable(path: &Path) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Instant;
 
     fn sh(script: &str, timeout: Duration) -> Result<Output, RunError> {
         let env = [("PATH", OsString::from("/usr/bin:/bin")), ("ONLY", OsString::from("this"))];
