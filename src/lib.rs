@@ -19,6 +19,7 @@ pub mod kvfile;
 pub mod lock;
 pub mod logging;
 pub mod operator;
+pub mod output;
 pub mod provision;
 pub mod safe_write;
 pub mod sanitize;
@@ -43,8 +44,14 @@ pub fn run<I: IntoIterator<Item = OsString>>(args: I) -> ExitCode {
     let cli = match Cli::try_parse_from(args) {
         Ok(cli) => cli,
         Err(e) => {
-            let _ = e.print();
-            return ExitCode::from(if e.use_stderr() { exit::USAGE } else { exit::OK });
+            // Help and version go to stdout, whose reader may be gone; clap does not panic.
+            return ExitCode::from(match e.print() {
+                Err(io) if !e.use_stderr() && io.kind() == std::io::ErrorKind::BrokenPipe => {
+                    exit::BROKEN_PIPE
+                }
+                _ if e.use_stderr() => exit::USAGE,
+                _ => exit::OK,
+            });
         }
     };
     let verbosity = if cli.quiet { -1 } else { i8::try_from(cli.verbose).unwrap_or(i8::MAX) };
@@ -54,7 +61,9 @@ pub fn run<I: IntoIterator<Item = OsString>>(args: I) -> ExitCode {
     match execute(&cli, &log) {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
-            log.error(&e.to_string());
+            if !e.is_quiet() {
+                log.error(&e.to_string());
+            }
             ExitCode::from(e.exit_code())
         }
     }

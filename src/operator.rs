@@ -1,7 +1,8 @@
 //! The operator's verbs: `tenant …`, `provision`, `status`, `jail enable|disable`, `doctor`.
 //!
 //! Each verb validates its input, calls the store or the one provisioning pipeline, and prints.
-//! Output meant for scripts (`--json`) goes to stdout; messages go through `Log` to stderr.
+//! Output meant for scripts (`--json`) goes to stdout, through `output::print` (a closed pipe
+//! ends the run quietly); messages go through `Log` or `output::stderr` to stderr.
 
 use std::fmt::Write as _;
 
@@ -13,6 +14,7 @@ use crate::error::{Error, Result};
 use crate::exit;
 use crate::jailconf::{self, Stage};
 use crate::logging::Log;
+use crate::output;
 use crate::provision::{self, Ctx, Done, Options, Request, Trigger};
 use crate::sanitize::clean;
 use crate::tenant::{self, Store, Tenant};
@@ -71,12 +73,12 @@ pub fn tenant(settings: &Settings, command: &TenantCommand) -> Result<u8> {
             apply_options(&mut t, options)?;
             let mut store = Store::open_or_create(&settings.db)?;
             store.insert(&t)?;
-            eprintln!(
-                "colibri-vault: registered tenant {} (root {}, collection {})",
+            output::stderr(&format!(
+                "colibri-vault: registered tenant {} (root {}, collection {})\n",
                 t.name,
                 t.root.display(),
                 t.collection
-            );
+            ));
         }
         TenantCommand::List { json } => {
             let tenants = match Store::open_existing(&settings.db)? {
@@ -84,7 +86,7 @@ pub fn tenant(settings: &Settings, command: &TenantCommand) -> Result<u8> {
                 None => Vec::new(),
             };
             if *json {
-                println!("{}", to_json(&tenants)?);
+                output::print(&format!("{}\n", to_json(&tenants)?))?;
             } else {
                 let mut out = format!(
                     "{:<20} {:<10} {:<7} {:<11} {:<9} {}\n",
@@ -102,15 +104,15 @@ pub fn tenant(settings: &Settings, command: &TenantCommand) -> Result<u8> {
                         clean(&t.root.to_string_lossy())
                     );
                 }
-                print!("{out}");
+                output::print(&out)?;
             }
         }
         TenantCommand::Show { name, json } => {
             let t = get_tenant(&existing_store(settings)?, name)?;
             if *json {
-                println!("{}", to_json(&t)?);
+                output::print(&format!("{}\n", to_json(&t)?))?;
             } else {
-                print!("{}", describe(&t));
+                output::print(&describe(&t))?;
             }
         }
         TenantCommand::Set { name, root, options, no_cleanup_on_stop } => {
@@ -126,17 +128,17 @@ pub fn tenant(settings: &Settings, command: &TenantCommand) -> Result<u8> {
             store.update(&t)?;
             // Audit trail, and the end of the freshness window for what was written before.
             store.record(&tenant::LogRow::event(&t.name, "tenant-set", tenant::SETTINGS_CHANGED, 0, None))?;
-            eprintln!("colibri-vault: updated tenant {}", t.name);
+            output::stderr(&format!("colibri-vault: updated tenant {}\n", t.name));
         }
         TenantCommand::Remove { name } => {
             let mut store = existing_store(settings)?;
             if !store.remove(name)? {
                 return Err(Error::UnknownTenant(clean(name)));
             }
-            eprintln!(
-                "colibri-vault: removed tenant {} (its env file and provision log are kept)",
+            output::stderr(&format!(
+                "colibri-vault: removed tenant {} (its env file and provision log are kept)\n",
                 clean(name)
-            );
+            ));
         }
     }
     Ok(exit::OK)
@@ -202,14 +204,15 @@ pub fn provision(settings: &Settings, log: &Log, args: &ProvisionArgs) -> Result
     for report in &run.reports {
         match &report.result {
             Ok(Done::DryRun { keys }) => {
-                println!(
-                    "{}: {} keys (values not shown; sha256 prefixes to compare)",
+                let mut out = format!(
+                    "{}: {} keys (values not shown; sha256 prefixes to compare)\n",
                     report.jail,
                     keys.len()
                 );
                 for (name, hash) in keys {
-                    println!("  {name} sha256:{}", &hash[..16]);
+                    let _ = writeln!(out, "  {name} sha256:{}", &hash[..16]);
                 }
+                output::print(&out)?;
             }
             Ok(Done::Unreachable { reason }) => {
                 log.warn(&format!("jail {}: skipped at boot: {reason}", report.jail));
@@ -239,9 +242,12 @@ pub fn status(settings: &Settings, only: Option<&str>, json: bool) -> Result<u8>
             return Err(Error::UnknownTenant(clean(only.unwrap_or_default())));
         }
         if json {
-            println!("[]");
+            output::print("[]\n")?;
         } else {
-            println!("no tenant database at {} (no tenant registered yet)", settings.db.display());
+            output::print(&format!(
+                "no tenant database at {} (no tenant registered yet)\n",
+                settings.db.display()
+            ))?;
         }
         return Ok(exit::OK);
     };
@@ -263,7 +269,7 @@ pub fn status(settings: &Settings, only: Option<&str>, json: bool) -> Result<u8>
         });
     }
     if json {
-        println!("{}", to_json(&rows)?);
+        output::print(&format!("{}\n", to_json(&rows)?))?;
         return Ok(exit::OK);
     }
     let mut out = format!(
@@ -282,7 +288,7 @@ pub fn status(settings: &Settings, only: Option<&str>, json: bool) -> Result<u8>
             r.error.as_deref().unwrap_or("")
         );
     }
-    print!("{out}");
+    output::print(&out)?;
     Ok(exit::OK)
 }
 
