@@ -1,7 +1,8 @@
 //! colibri-vault: puts each FreeBSD jail's secrets into the jail when it starts.
 //!
 //! `run` is the whole program; `main.rs` only calls it, so every destructor (zeroing secrets,
-//! releasing the host lock, ending a `bw` session) runs before the process exits.
+//! releasing the host lock, ending a `bw` session) runs before the process exits, after a
+//! signal too.
 
 pub mod bw;
 pub mod cli;
@@ -40,31 +41,55 @@ use crate::error::{Error, Result};
 use crate::logging::Log;
 
 /// Runs colibri-vault with `args` (argv, program name first) and returns the exit status.
+///
+/// Whatever happens inside, the cleanup runs before this returns: a terminating signal is
+/// recorded and ends the run with 128 + its number (`signals`), a closed stdout ends it
+/// quietly with 141 (`output`).
 pub fn run<I: IntoIterator<Item = OsString>>(args: I) -> ExitCode {
+    // First of all: until the handlers are in place a signal has its default action.
+    signals::install();
+    let mut log = None;
+    let code = start(args, &mut log);
+    // A signal ends the run with its conventional status, whatever the run made of it (a hook
+    // under policy `continue`, a phase that does not poll for signals): everything was
+    // cleaned up by now.
+    match signals::received() {
+        Some(signal) if code != exit::for_signal(signal) => {
+            if let Some(log) = &log {
+                log.error(&Error::Interrupted(signal).to_string());
+            }
+            ExitCode::from(exit::for_signal(signal))
+        }
+        _ => ExitCode::from(code),
+    }
+}
+
+/// Parses the command line and runs the command; `log` receives the logger once there is one.
+fn start<I: IntoIterator<Item = OsString>>(args: I, log: &mut Option<Log>) -> u8 {
     let cli = match Cli::try_parse_from(args) {
         Ok(cli) => cli,
         Err(e) => {
             // Help and version go to stdout, whose reader may be gone; clap does not panic.
-            return ExitCode::from(match e.print() {
+            return match e.print() {
                 Err(io) if !e.use_stderr() && io.kind() == std::io::ErrorKind::BrokenPipe => {
                     exit::BROKEN_PIPE
                 }
                 _ if e.use_stderr() => exit::USAGE,
                 _ => exit::OK,
-            });
+            };
         }
     };
     let verbosity = if cli.quiet { -1 } else { i8::try_from(cli.verbose).unwrap_or(i8::MAX) };
     // Hooks and provisions leave a record in syslog: jail(8) shows hook output only on a console.
     let syslog = matches!(cli.command, Command::Hook(_) | Command::Provision(_));
-    let log = Log::new(verbosity, syslog);
-    match execute(&cli, &log) {
-        Ok(code) => ExitCode::from(code),
+    let log = log.insert(Log::new(verbosity, syslog));
+    match execute(&cli, log) {
+        Ok(code) => code,
         Err(e) => {
             if !e.is_quiet() {
                 log.error(&e.to_string());
             }
-            ExitCode::from(e.exit_code())
+            e.exit_code()
         }
     }
 }
@@ -72,7 +97,6 @@ pub fn run<I: IntoIterator<Item = OsString>>(args: I) -> ExitCode {
 fn execute(cli: &Cli, log: &Log) -> Result<u8> {
     harden::harden()?;
     harden::refuse_inside_jail()?;
-    signals::install();
     let env = |key: &str| std::env::var_os(key);
     let settings = match Settings::resolve(&cli.settings.to_flags(), &env) {
         Ok(settings) => settings,
@@ -84,20 +108,12 @@ fn execute(cli: &Cli, log: &Log) -> Result<u8> {
             _ => return Err(e),
         },
     };
-    let code = match &cli.command {
+    match &cli.command {
         Command::Tenant(command) => operator::tenant(&settings, command),
         Command::Provision(args) => operator::provision(&settings, log, args),
         Command::Hook(command) => hook::run(&settings, log, command),
         Command::Jail(command) => operator::jail(&settings, log, command),
         Command::Status { tenant, json } => operator::status(&settings, tenant.as_deref(), *json),
         Command::Doctor => doctor::run(&settings),
-    }?;
-    // A signal that arrived during a phase that does not poll for it still ends the run
-    // with the conventional status, after everything was cleaned up.
-    if code == exit::OK
-        && let Some(signal) = signals::received()
-    {
-        return Err(Error::Interrupted(signal));
     }
-    Ok(code)
 }
