@@ -2,8 +2,9 @@
 //!
 //! `run` is the whole program; `main.rs` only calls it, so every destructor (zeroing secrets,
 //! releasing the host lock, ending a `bw` session) runs before the process exits, after a
-//! signal too.
+//! signal or a panic too.
 
+pub mod bug;
 pub mod bw;
 pub mod cli;
 pub mod config;
@@ -43,13 +44,20 @@ use crate::logging::Log;
 /// Runs colibri-vault with `args` (argv, program name first) and returns the exit status.
 ///
 /// Whatever happens inside, the cleanup runs before this returns: a terminating signal is
-/// recorded and ends the run with 128 + its number (`signals`), a closed stdout ends it
-/// quietly with 141 (`output`).
+/// recorded and ends the run with 128 + its number (`signals`), a panic unwinds through the
+/// logout and ends it with 70 (`bug`), a closed stdout ends it quietly with 141 (`output`).
 pub fn run<I: IntoIterator<Item = OsString>>(args: I) -> ExitCode {
     // First of all: until the handlers are in place a signal has its default action.
     signals::install();
+    bug::install_hook();
     let mut log = None;
-    let code = start(args, &mut log);
+    let code = match bug::contain(|| start(args, &mut log)) {
+        Ok(code) => code,
+        Err(bug) => {
+            log.get_or_insert_with(|| Log::new(0, false)).error(&bug.to_string());
+            exit::SOFTWARE
+        }
+    };
     // A signal ends the run with its conventional status, whatever the run made of it (a hook
     // under policy `continue`, a phase that does not poll for signals): everything was
     // cleaned up by now.

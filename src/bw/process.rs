@@ -10,7 +10,8 @@
 //! the child asks the kernel for SIGKILL when its parent dies, so no orphaned bw finishes a
 //! login after the next run has logged out, or runs beside it on the same app data. The child
 //! starts with every signal at its default disposition and none blocked, whatever
-//! colibri-vault or its parent set.
+//! colibri-vault or its parent set. Nothing here panics: this code also runs the logout while
+//! a panic unwinds.
 
 use std::ffi::OsString;
 use std::io::Read;
@@ -76,8 +77,17 @@ pub fn run(call: &Call<'_>) -> Result<Output, RunError> {
         })
     };
     let mut child = command.spawn().map_err(RunError::Start)?;
+    // Never a panic here, not even when no thread can be started: this path runs the logout,
+    // also while a panic unwinds (a second panic would abort the process).
     let stdout = child.stdout.take().map(|out| drain(out, STDOUT_CAP));
     let stderr = child.stderr.take().map(|err| drain(err, STDERR_CAP));
+    let (stdout, stderr) = match (stdout.transpose(), stderr.transpose()) {
+        (Ok(stdout), Ok(stderr)) => (stdout, stderr),
+        (Err(e), _) | (_, Err(e)) => {
+            kill_group(&mut child);
+            return Err(RunError::Start(e));
+        }
+    };
     let waited = wait(&mut child, call);
     let stdout = stdout.and_then(|t| t.join().ok()).unwrap_or_default();
     let stderr = stderr.and_then(|t| t.join().ok()).unwrap_or_default();
@@ -151,8 +161,11 @@ fn set_parent_death_signal() -> std::io::Result<()> {
     Ok(())
 }
 
-fn drain<R: Read + Send + 'static>(mut reader: R, cap: usize) -> JoinHandle<Zeroizing<Vec<u8>>> {
-    std::thread::spawn(move || {
+fn drain<R: Read + Send + 'static>(
+    mut reader: R,
+    cap: usize,
+) -> std::io::Result<JoinHandle<Zeroizing<Vec<u8>>>> {
+    std::thread::Builder::new().spawn(move || {
         let mut kept = Zeroizing::new(Vec::new());
         let mut buf = Zeroizing::new([0u8; 8192]);
         loop {
