@@ -16,9 +16,11 @@
 //! re-runs the faulting instruction, the memory a logout would run from is not trustworthy,
 //! and Rust's runtime uses SIGSEGV/SIGBUS itself to report stack overflows.
 //!
-//! SIGPIPE is special: a write to a closed pipe (`status | true`, stderr closed) raises it in
-//! this very process. That one is not a request to stop (the write's EPIPE is handled where it
-//! happens: `output`); only a SIGPIPE sent by another process is recorded.
+//! SIGPIPE and SIGXFSZ are special: the kernel raises them in this very process for a write of
+//! ours that also fails with an error, to a closed pipe (`status | true`, stderr closed: EPIPE)
+//! or past the file-size limit (EFBIG). Those are not requests to stop: the write's error is
+//! handled where it happens (`output`, the writer's cleanup). Only the same signal sent by
+//! another process is recorded.
 
 use std::ops::RangeInclusive;
 use std::sync::Once;
@@ -26,7 +28,7 @@ use std::sync::atomic::{AtomicI32, Ordering};
 
 /// The first signal received since `install`; 0 for none.
 static RECEIVED: AtomicI32 = AtomicI32::new(0);
-/// This process's pid, to tell a SIGPIPE raised by our own write from one sent by a process.
+/// This process's pid, to tell a SIGPIPE raised by our own write from one a process sent.
 static OWN_PID: AtomicI32 = AtomicI32::new(0);
 static INSTALL: Once = Once::new();
 
@@ -131,8 +133,11 @@ pub fn install() {
     });
 }
 
+/// Signals the kernel raises for a failed system call of ours, which reports the failure too.
+const RAISED_BY_OUR_WRITES: [i32; 2] = [libc::SIGPIPE, libc::SIGXFSZ];
+
 fn on_signal(signal: i32, info: &libc::siginfo_t) {
-    if signal == libc::SIGPIPE {
+    if RAISED_BY_OUR_WRITES.contains(&signal) {
         let code = info.si_code;
         // SAFETY: si_pid is set for the codes `sender` reads it for (kill, sigqueue, tgkill).
         let sender = sender(code, || unsafe { info.si_pid() });
@@ -152,8 +157,8 @@ const SENT: [i32; 3] = [0x10001, 0x10002, 0x10007];
 const SENT: [i32; 1] = [0];
 
 /// The process that sent a signal with this `si_code`, if a process sent it (kill(2),
-/// sigqueue(3)); `None` when the kernel raised it (a write to a closed pipe: Linux reports our
-/// own pid with `SI_USER`, FreeBSD reports `SI_KERNEL`).
+/// sigqueue(3)); `None` when the kernel raised it. For a write to a closed pipe or past the
+/// file-size limit Linux reports our own pid with `SI_USER`, FreeBSD `SI_KERNEL`.
 fn sender(code: i32, pid: impl FnOnce() -> i32) -> Option<i32> {
     SENT.contains(&code).then(pid)
 }
@@ -224,7 +229,7 @@ mod tests {
     }
 
     #[test]
-    fn a_sigpipe_counts_only_when_a_process_sent_it() {
+    fn a_sigpipe_or_sigxfsz_counts_only_when_a_process_sent_it() {
         #[cfg(target_os = "linux")]
         let (user, kernel) = (libc::SI_USER, libc::SI_KERNEL);
         #[cfg(target_os = "freebsd")]
