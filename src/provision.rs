@@ -275,9 +275,15 @@ fn take_claims(
     claims
 }
 
-/// Tells each waiting hook what happened to its jail.
+/// Tells each waiting hook what happened to its jail. A run stopped by a signal answers
+/// nobody: 128 + signal is its own status, not the waiters'; it hands their requests back,
+/// and each waiter serves itself once it gets the lock.
 fn answer_claims(ctx: &Ctx<'_>, spool: &Spool, claims: &[Claim], reports: &[Report]) {
     for (claim, report) in claims.iter().zip(reports) {
+        if matches!(&report.result, Err(e) if matches!(**e, Error::Interrupted(_))) {
+            spool.release(claim);
+            continue;
+        }
         let answer = match &report.result {
             Ok(done) => Answer { code: crate::exit::OK, message: done.summary(&report.jail) },
             Err(e) => Answer { code: e.exit_code(), message: e.to_string() },
