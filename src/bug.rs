@@ -37,7 +37,7 @@ impl std::fmt::Display for Bug {
         if let Some(location) = &self.location {
             write!(f, " at {}", crate::sanitize::sanitize(location, 200))?;
         }
-        write!(f, "); the run stopped after its cleanup (any bw session was logged out); please report it")
+        write!(f, "); the run was stopped after its cleanup, which ends any bw session; please report it")
     }
 }
 
