@@ -97,14 +97,61 @@ impl Table<'_> {
         }
     }
 
-    fn seconds(&self, flag: Option<&String>, var: &str, default: u64) -> Result<Duration> {
-        let raw = self.get(flag.map(OsString::from).as_ref(), var, &default.to_string());
+    fn seconds(&self, flag: Option<&String>, setting: &Seconds) -> Result<Duration> {
+        let raw = self.get(flag.map(OsString::from).as_ref(), setting.var, &setting.default.to_string());
         raw.to_str()
             .and_then(|s| s.trim().parse::<u64>().ok())
+            .filter(|n| setting.range.contains(n))
             .map(Duration::from_secs)
-            .ok_or_else(|| Error::Config(format!("{var} must be a whole number of seconds")))
+            .ok_or_else(|| {
+                Error::Config(format!(
+                    "{} ({}) must be a whole number of seconds from {} to {} ({})",
+                    setting.var,
+                    setting.flag,
+                    setting.range.start(),
+                    setting.range.end(),
+                    setting.max_in_words
+                ))
+            })
     }
 }
+
+/// A duration setting and the seconds it accepts. The maxima are far beyond any sensible wait,
+/// and keep every deadline computed from them within what the clock can represent.
+pub struct Seconds {
+    pub var: &'static str,
+    pub flag: &'static str,
+    pub default: u64,
+    pub range: std::ops::RangeInclusive<u64>,
+    max_in_words: &'static str,
+}
+
+/// Each `bw` call: at least a second (0 would kill every call), at most an hour.
+pub const BW_TIMEOUT: Seconds = Seconds {
+    var: "COLIBRI_BW_TIMEOUT",
+    flag: "--bw-timeout",
+    default: 60,
+    range: 1..=3600,
+    max_in_words: "one hour",
+};
+/// The wait for the host-wide lock: 0 (do not wait) to a day.
+pub const LOCK_TIMEOUT: Seconds = Seconds {
+    var: "COLIBRI_LOCK_TIMEOUT",
+    flag: "--lock-timeout",
+    default: 300,
+    range: 0..=86_400,
+    max_in_words: "one day",
+};
+/// The hooks' freshness window: 0 (disabled) to 30 days.
+pub const FRESH_FOR: Seconds = Seconds {
+    var: "COLIBRI_FRESH_FOR",
+    flag: "--fresh-for",
+    default: 300,
+    range: 0..=2_592_000,
+    max_in_words: "30 days",
+};
+
+impl Table<'_> {}
 
 impl Settings {
     /// Resolves every setting. `env` reads the process environment (injected for tests).
@@ -152,10 +199,7 @@ impl Settings {
             Some("dir") => SourceKind::Dir,
             _ => return Err(Error::Config("COLIBRI_SOURCE must be bw or dir".into())),
         };
-        let bw_timeout = table.seconds(flags.bw_timeout.as_ref(), "COLIBRI_BW_TIMEOUT", 60)?;
-        if bw_timeout.is_zero() {
-            return Err(Error::Config("COLIBRI_BW_TIMEOUT must be at least 1 second".into()));
-        }
+        let bw_timeout = table.seconds(flags.bw_timeout.as_ref(), &BW_TIMEOUT)?;
         Ok(Settings {
             db: table.path(flags.db.as_ref(), "COLIBRI_DB", "/var/db/colibri/colibri.sqlite")?,
             jail_root_base: normalize_dir(&table.path(
@@ -176,8 +220,8 @@ impl Settings {
                 "bw",
             )),
             bw_timeout,
-            lock_timeout: table.seconds(flags.lock_timeout.as_ref(), "COLIBRI_LOCK_TIMEOUT", 300)?,
-            fresh_for: table.seconds(flags.fresh_for.as_ref(), "COLIBRI_FRESH_FOR", 300)?,
+            lock_timeout: table.seconds(flags.lock_timeout.as_ref(), &LOCK_TIMEOUT)?,
+            fresh_for: table.seconds(flags.fresh_for.as_ref(), &FRESH_FOR)?,
             bastille_config: table.path(
                 flags.bastille_config.as_ref(),
                 "BASTILLE_CONFIG",
@@ -325,6 +369,37 @@ mod tests {
             ..Flags::default()
         };
         assert_eq!(Settings::resolve(&flags, &no_env).err().unwrap().exit_code(), 78);
+    }
+
+    #[test]
+    fn durations_out_of_their_range_are_refused_with_the_range() {
+        let resolve = |flags: Flags| Settings::resolve(&flags, &no_env);
+        let base = || Flags { provider_env: Some("/nonexistent".into()), ..Flags::default() };
+        for (setting, set) in [
+            (&BW_TIMEOUT, (|f: &mut Flags, v: String| f.bw_timeout = Some(v)) as fn(&mut Flags, String)),
+            (&LOCK_TIMEOUT, |f, v| f.lock_timeout = Some(v)),
+            (&FRESH_FOR, |f, v| f.fresh_for = Some(v)),
+        ] {
+            let max = *setting.range.end();
+            for bad in
+                [u64::MAX.to_string(), "18446744073709551616".into(), (max + 1).to_string(), "-1".into()]
+            {
+                let mut flags = base();
+                set(&mut flags, bad.clone());
+                let e = resolve(flags).err().unwrap_or_else(|| panic!("{} {bad} accepted", setting.var));
+                assert_eq!(e.exit_code(), 78);
+                let range = format!("from {} to {max}", setting.range.start());
+                assert!(e.to_string().contains(&range) && e.to_string().contains(setting.flag), "{e}");
+            }
+            for good in [*setting.range.start(), max] {
+                let mut flags = base();
+                set(&mut flags, good.to_string());
+                resolve(flags).unwrap();
+            }
+        }
+        let mut flags = base();
+        flags.bw_timeout = Some("0".into());
+        assert_eq!(resolve(flags).err().unwrap().exit_code(), 78);
     }
 
     #[test]

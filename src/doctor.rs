@@ -75,7 +75,7 @@ pub fn run(settings: &Settings) -> Result<u8> {
             }
         }
     }
-    print!("{}", f.text);
+    crate::output::print(&f.text)?;
     Ok(if f.problems == 0 { exit::OK } else { exit::CONFIG })
 }
 

@@ -89,6 +89,13 @@ pub enum Error {
 
     #[error("{message} (in another run's vault session)")]
     ServedByOther { code: u8, message: String },
+
+    /// The reader of standard output went away: a quiet end, never printed (`output`).
+    #[error("standard output was closed")]
+    OutputClosed,
+
+    #[error("could not write to standard output: {0}")]
+    Output(io::Error),
 }
 
 impl Error {
@@ -112,7 +119,14 @@ impl Error {
             | Error::BadRow { .. } => exit::CONFIG,
             Error::Interrupted(signal) => exit::for_signal(*signal),
             Error::ServedByOther { code, .. } => *code,
+            Error::OutputClosed => exit::BROKEN_PIPE,
+            Error::Output(_) => exit::IOERR,
         }
+    }
+
+    /// Whether the error ends the run without a message (nobody is reading).
+    pub fn is_quiet(&self) -> bool {
+        matches!(self, Error::OutputClosed)
     }
 
     pub fn write(path: impl Into<PathBuf>, problem: impl Into<String>) -> Self {
@@ -179,6 +193,8 @@ mod tests {
             (Error::BadRow { path: p.clone(), tenant: s(), problem: s() }, 78),
             (Error::Interrupted(libc::SIGTERM), 143),
             (Error::ServedByOther { code: 65, message: s() }, 65),
+            (Error::OutputClosed, 141),
+            (Error::Output(io()), 74),
         ];
         for (error, code) in cases {
             assert_eq!(error.exit_code(), code, "{error:?}");

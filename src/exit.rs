@@ -13,8 +13,12 @@ pub const DATAERR: u8 = 65;
 pub const NOINPUT: u8 = 66;
 /// The vault or the `bw` CLI is unavailable (`EX_UNAVAILABLE`).
 pub const UNAVAILABLE: u8 = 69;
+/// An internal error (a bug: a panic), reported after the cleanup ran (`EX_SOFTWARE`).
+pub const SOFTWARE: u8 = 70;
 /// A write into a jail root was refused or failed (`EX_CANTCREAT`).
 pub const CANTCREAT: u8 = 73;
+/// Standard output could not be written, other than by a closed pipe (`EX_IOERR`).
+pub const IOERR: u8 = 74;
 /// The host-wide lock could not be taken before the deadline (`EX_TEMPFAIL`).
 pub const TEMPFAIL: u8 = 75;
 /// Permissions: a credentials file too open, wrong vault credentials, running in a jail (`EX_NOPERM`).
@@ -22,9 +26,14 @@ pub const NOPERM: u8 = 77;
 /// Configuration error (`EX_CONFIG`).
 pub const CONFIG: u8 = 78;
 
-/// The conventional status of a process that stopped because of `signal`: 128 + its number.
+/// The reader of standard output went away (EPIPE): 128 + SIGPIPE, as if SIGPIPE had ended
+/// the process, which is what a shell reports for such a pipeline member; nothing is printed.
+pub const BROKEN_PIPE: u8 = 141;
+
+/// The conventional status of a process that stopped because of `signal`: 128 + its number
+/// (255 for the few numbers past 127).
 pub fn for_signal(signal: i32) -> u8 {
-    u8::try_from(128 + signal).unwrap_or(u8::MAX)
+    u8::try_from(128_i32.saturating_add(signal)).unwrap_or(u8::MAX)
 }
 
 #[cfg(test)]
@@ -35,8 +44,8 @@ mod tests {
     fn values_are_those_of_sysexits_h() {
         // /usr/include/sysexits.h on FreeBSD and glibc.
         assert_eq!(
-            [USAGE, DATAERR, NOINPUT, UNAVAILABLE, CANTCREAT, TEMPFAIL, NOPERM, CONFIG],
-            [64, 65, 66, 69, 73, 75, 77, 78]
+            [USAGE, DATAERR, NOINPUT, UNAVAILABLE, SOFTWARE, CANTCREAT, IOERR, TEMPFAIL, NOPERM, CONFIG],
+            [64, 65, 66, 69, 70, 73, 74, 75, 77, 78]
         );
         assert_eq!(OK, 0);
     }
@@ -46,5 +55,8 @@ mod tests {
         assert_eq!(for_signal(libc::SIGTERM), 143);
         assert_eq!(for_signal(libc::SIGINT), 130);
         assert_eq!(for_signal(libc::SIGHUP), 129);
+        assert_eq!(for_signal(libc::SIGPIPE), BROKEN_PIPE);
+        assert_eq!(for_signal(127), 255);
+        assert_eq!(for_signal(128), 255);
     }
 }

@@ -9,7 +9,8 @@
 //! (the last one logged loudly); only a tenant whose own, readable policy is `fail` makes a
 //! failure non-zero, so that jail(8) does not start (or reports the stop of) that jail. With
 //! policy `continue` (the default) a failure is logged and the hook exits 0: the jail starts
-//! with whatever env file it had.
+//! with whatever env file it had. A hook stopped by a signal ends its vault session and exits
+//! with 128 + the signal, whatever the policy: it was told to stop.
 
 use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
@@ -250,6 +251,7 @@ mod tests {
         assert_eq!(apply_policy(&log, "j", Stage::Start, FailurePolicy::Continue, 73), 0);
         assert_eq!(apply_policy(&log, "j", Stage::Start, FailurePolicy::Fail, 73), 73);
         assert_eq!(apply_policy(&log, "j", Stage::Stop, FailurePolicy::Fail, 143), 143);
+        assert_eq!(apply_policy(&log, "j", Stage::Start, FailurePolicy::Continue, 143), 143);
         assert_eq!(apply_policy(&log, "j", Stage::Start, FailurePolicy::Fail, 0), 0);
     }
 

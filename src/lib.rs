@@ -1,12 +1,15 @@
 //! colibri-vault: puts each FreeBSD jail's secrets into the jail when it starts.
 //!
 //! `run` is the whole program; `main.rs` only calls it, so every destructor (zeroing secrets,
-//! releasing the host lock, ending a `bw` session) runs before the process exits.
+//! releasing the host lock, ending a `bw` session) runs before the process exits, after a
+//! signal or a panic too.
 
+pub mod bug;
 pub mod bw;
 pub mod cli;
 pub mod clock;
 pub mod config;
+pub mod deadline;
 pub mod doctor;
 pub mod envfile;
 pub mod error;
@@ -41,35 +44,71 @@ use crate::error::{Error, Result};
 use crate::logging::Log;
 
 /// Runs colibri-vault with `args` (argv, program name first) and returns the exit status.
+///
+/// Whatever happens inside, the cleanup runs before this returns: a terminating signal is
+/// recorded and ends the run with 128 + its number (`signals`), a panic unwinds through the
+/// logout and ends it with 70 (`bug`), a closed stdout ends it quietly with 141 (`output`).
 pub fn run<I: IntoIterator<Item = OsString>>(args: I) -> ExitCode {
+    // First of all: until the handlers are in place a signal has its default action.
+    signals::install();
+    bug::install_hook();
+    let mut log = None;
+    let code = match bug::contain(|| start(args, &mut log)) {
+        Ok(code) => code,
+        Err(bug) => {
+            log.get_or_insert_with(|| Log::new(0, false)).error(&bug.to_string());
+            exit::SOFTWARE
+        }
+    };
+    // A signal ends the run with its conventional status, whatever the run made of it (a hook
+    // under policy `continue`, a phase that does not poll for signals): everything was
+    // cleaned up by now.
+    match signals::received() {
+        Some(signal) if code != exit::for_signal(signal) => {
+            if let Some(log) = &log {
+                log.error(&Error::Interrupted(signal).to_string());
+            }
+            ExitCode::from(exit::for_signal(signal))
+        }
+        _ => ExitCode::from(code),
+    }
+}
+
+/// Parses the command line and runs the command; `log` receives the logger once there is one.
+fn start<I: IntoIterator<Item = OsString>>(args: I, log: &mut Option<Log>) -> u8 {
     let args: Vec<OsString> = args.into_iter().collect();
     let cli = match Cli::try_parse_from(&args) {
         Ok(cli) => cli,
         Err(e) => {
-            let _ = e.print();
-            if !e.use_stderr() {
-                return ExitCode::from(exit::OK);
-            }
-            // A hook line jail(8) runs with bad arguments must not block the jail: it cannot
-            // even tell which tenant it is for (DESIGN.md invariant 8).
-            if is_hook(&args) {
-                Log::new(0, true).error(
-                    "hook: bad arguments (see above); nothing done, exiting 0 so that the jail is not blocked: fix the hook line in jail.conf",
-                );
-                return ExitCode::from(exit::OK);
-            }
-            return ExitCode::from(exit::USAGE);
+            // Help and version go to stdout, whose reader may be gone; clap does not panic.
+            return match e.print() {
+                Err(io) if !e.use_stderr() && io.kind() == std::io::ErrorKind::BrokenPipe => {
+                    exit::BROKEN_PIPE
+                }
+                // A hook line jail(8) runs with bad arguments must not block the jail: it cannot
+                // even tell which tenant it is for (DESIGN.md invariant 8).
+                _ if e.use_stderr() && is_hook(&args) => {
+                    log.insert(Log::new(0, true)).error(
+                        "hook: bad arguments (see above); nothing done, exiting 0 so that the jail is not blocked: fix the hook line in jail.conf",
+                    );
+                    exit::OK
+                }
+                _ if e.use_stderr() => exit::USAGE,
+                _ => exit::OK,
+            };
         }
     };
     let verbosity = if cli.quiet { -1 } else { i8::try_from(cli.verbose).unwrap_or(i8::MAX) };
     // Hooks and provisions leave a record in syslog: jail(8) shows hook output only on a console.
     let syslog = matches!(cli.command, Command::Hook(_) | Command::Provision(_));
-    let log = Log::new(verbosity, syslog);
-    match execute(&cli, &log) {
-        Ok(code) => ExitCode::from(code),
+    let log = log.insert(Log::new(verbosity, syslog));
+    match execute(&cli, log) {
+        Ok(code) => code,
         Err(e) => {
-            log.error(&e.to_string());
-            ExitCode::from(e.exit_code())
+            if !e.is_quiet() {
+                log.error(&e.to_string());
+            }
+            e.exit_code()
         }
     }
 }
@@ -86,7 +125,6 @@ fn is_hook(args: &[OsString]) -> bool {
 fn execute(cli: &Cli, log: &Log) -> Result<u8> {
     harden::harden()?;
     harden::refuse_inside_jail()?;
-    signals::install();
     let env = |key: &str| std::env::var_os(key);
     let settings = match Settings::resolve(&cli.settings.to_flags(), &env) {
         Ok(settings) => settings,
@@ -98,22 +136,12 @@ fn execute(cli: &Cli, log: &Log) -> Result<u8> {
             _ => return Err(e),
         },
     };
-    let code = match &cli.command {
+    match &cli.command {
         Command::Tenant(command) => operator::tenant(&settings, log, command),
         Command::Provision(args) => operator::provision(&settings, log, args),
         Command::Hook(command) => hook::run(&settings, log, command),
         Command::Jail(command) => operator::jail(&settings, log, command),
         Command::Status { tenant, json } => operator::status(&settings, log, tenant.as_deref(), *json),
         Command::Doctor => doctor::run(&settings),
-    }?;
-    // A signal that arrived during a phase that does not poll for it still ends the run
-    // with the conventional status, after everything was cleaned up. (A hook has already
-    // passed any interruption through the tenant's failure policy.)
-    if code == exit::OK
-        && !matches!(cli.command, Command::Hook(_))
-        && let Some(signal) = signals::received()
-    {
-        return Err(Error::Interrupted(signal));
     }
-    Ok(code)
 }

@@ -3,7 +3,8 @@
 //! Every line passes through `sanitize` at the sink, so whatever untrusted text a message
 //! carries (jail names, item names, `bw`'s stderr) cannot inject terminal escapes or forge
 //! log lines. Hooks and provisions also go to syslog, because jail(8) shows hook output only on
-//! the console. Secrets never reach here: `Secret` cannot be formatted.
+//! the console. Secrets never reach here: `Secret` cannot be formatted. Logging never panics and
+//! never fails the run, whatever stderr is (closed, a pipe nobody reads): see `output::stderr`.
 
 use std::ffi::CString;
 use std::sync::OnceLock;
@@ -74,7 +75,7 @@ impl Log {
                 Level::Warning => "warning: ",
                 _ => "",
             };
-            eprintln!("colibri-vault: {prefix}{line}");
+            crate::output::stderr(&format!("colibri-vault: {prefix}{line}\n"));
         }
         // syslog gets outcomes whatever the terminal verbosity; not info/debug chatter.
         if self.syslog && level <= Level::Notice {

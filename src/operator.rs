@@ -1,7 +1,8 @@
 //! The operator's verbs: `tenant …`, `provision`, `status`, `jail enable|disable`, `doctor`.
 //!
 //! Each verb validates its input, calls the store or the one provisioning pipeline, and prints.
-//! Output meant for scripts (`--json`) goes to stdout; messages go through `Log` to stderr.
+//! Output meant for scripts (`--json`) goes to stdout, through `output::print` (a closed pipe
+//! ends the run quietly); messages go through `Log` or `output::stderr` to stderr.
 
 use std::fmt::Write as _;
 

@@ -126,6 +126,12 @@ impl Spool {
         Ok(())
     }
 
+    /// Hands a claim back unanswered: registered again, for its waiter to withdraw and serve
+    /// itself (or for the next holder).
+    pub fn release(&self, claim: &Claim) {
+        let _ = fs::rename(self.file(&claim.id, "claimed"), self.file(&claim.id, "req"));
+    }
+
     /// Removes answers and leftovers older than an hour (their waiters are gone).
     pub fn sweep(&self) {
         let Ok(entries) = fs::read_dir(&self.dir) else { return };

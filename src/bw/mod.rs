@@ -479,3 +479,45 @@ impl Drop for BwSession<'_> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    /// A panic while a session is open unwinds through its destructor, which logs bw out.
+    #[test]
+    fn a_panic_inside_a_session_still_logs_out() {
+        let dir = tempfile::tempdir().unwrap();
+        let calls = dir.path().join("calls");
+        let program = dir.path().join("bw");
+        std::fs::write(&program, format!("#!/bin/sh\necho \"$1\" >> '{}'\n", calls.display())).unwrap();
+        std::fs::set_permissions(&program, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let appdata = app_data_dir(&dir.path().join("state")).unwrap();
+        std::fs::write(appdata.join(SESSION_MARKER), "1").unwrap();
+        let log = Log::quiet();
+        let bug = crate::bug::contain(|| {
+            let _session = BwSession {
+                program,
+                appdata: appdata.clone(),
+                credentials: Credentials {
+                    client_id: Secret::from("id"),
+                    client_secret: Secret::from("secret"),
+                    password: Secret::from("password"),
+                    server: DEFAULT_SERVER.into(),
+                    ca_certs: None,
+                },
+                timeout: Duration::from_secs(30),
+                session_key: Some(Secret::from("key")),
+                fetched: Vec::new(),
+                maybe_logged_in: true,
+                calls: 0,
+                log: &log,
+            };
+            panic!("inside the session");
+        });
+        assert!(bug.is_err());
+        assert_eq!(std::fs::read_to_string(&calls).unwrap(), "logout\n");
+        assert!(!appdata.join(SESSION_MARKER).exists(), "the logout was confirmed");
+    }
+}

@@ -1,14 +1,17 @@
 //! Running one `bw` call: a from-scratch environment, a deadline, no deadlock, no leftovers.
 //!
 //! bw has no timeout of its own (it waited 400 s for a silent server), so every call has one;
-//! on expiry, or when colibri-vault receives SIGTERM/SIGINT/SIGHUP, the child's whole process
-//! group is killed (bw is a Node program and may have helpers). stdout and stderr are drained
-//! on threads so a chatty child cannot block on a full pipe. stdout may hold secrets (the
-//! session key, decrypted items) and is kept in zeroizing memory; it never reaches an error.
-//! stdin is /dev/null, so bw can never wait for a prompt answer. A colibri-vault killed outright
-//! (SIGKILL, which no handler sees) takes its bw call with it: the child asks the kernel for
-//! SIGKILL when its parent dies, so no orphaned bw finishes a login after the next run has
-//! logged out, or runs beside it on the same app data.
+//! on expiry, or when colibri-vault receives a terminating signal (`signals`), the child's
+//! whole process group is killed (bw is a Node program and may have helpers). stdout and
+//! stderr are drained on threads so a chatty child cannot block on a full pipe. stdout may
+//! hold secrets (the session key, decrypted items) and is kept in zeroizing memory; it never
+//! reaches an error. stdin is /dev/null, so bw can never wait for a prompt answer. A
+//! colibri-vault killed outright (SIGKILL, which no handler sees) takes its bw call with it:
+//! the child asks the kernel for SIGKILL when its parent dies, so no orphaned bw finishes a
+//! login after the next run has logged out, or runs beside it on the same app data. The child
+//! starts with every signal at its default disposition and none blocked, whatever
+//! colibri-vault or its parent set. Nothing here panics: this code also runs the logout while
+//! a panic unwinds.
 
 use std::ffi::OsString;
 use std::io::Read;
@@ -16,9 +19,11 @@ use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use zeroize::Zeroizing;
+
+use crate::deadline::Deadline;
 
 /// Most of a child's stderr kept (the rest is read and dropped).
 const STDERR_CAP: usize = 64 * 1024;
@@ -64,11 +69,25 @@ pub fn run(call: &Call<'_>) -> Result<Output, RunError> {
         .process_group(0);
     let parent = nix::unistd::getpid();
     // SAFETY: the closure runs in the forked child before exec and makes only async-signal-safe
-    // system calls (prctl or procctl, getppid); it allocates nothing and takes no lock.
-    unsafe { command.pre_exec(move || die_with_parent(parent)) };
+    // system calls (sigaction, prctl or procctl, getppid); it allocates nothing, takes no lock.
+    unsafe {
+        command.pre_exec(move || {
+            crate::signals::reset_in_child();
+            die_with_parent(parent)
+        })
+    };
     let mut child = command.spawn().map_err(RunError::Start)?;
+    // Never a panic here, not even when no thread can be started: this path runs the logout,
+    // also while a panic unwinds (a second panic would abort the process).
     let stdout = child.stdout.take().map(|out| drain(out, STDOUT_CAP));
     let stderr = child.stderr.take().map(|err| drain(err, STDERR_CAP));
+    let (stdout, stderr) = match (stdout.transpose(), stderr.transpose()) {
+        (Ok(stdout), Ok(stderr)) => (stdout, stderr),
+        (Err(e), _) | (_, Err(e)) => {
+            kill_group(&mut child);
+            return Err(RunError::Start(e));
+        }
+    };
     let waited = wait(&mut child, call);
     let stdout = stdout.and_then(|t| t.join().ok()).unwrap_or_default();
     let stderr = stderr.and_then(|t| t.join().ok()).unwrap_or_default();
@@ -77,7 +96,7 @@ pub fn run(call: &Call<'_>) -> Result<Output, RunError> {
 }
 
 fn wait(child: &mut Child, call: &Call<'_>) -> Result<ExitStatus, RunError> {
-    let deadline = Instant::now() + call.timeout;
+    let deadline = Deadline::after(call.timeout);
     loop {
         match child.try_wait() {
             Ok(Some(status)) => return Ok(status),
@@ -93,7 +112,7 @@ fn wait(child: &mut Child, call: &Call<'_>) -> Result<ExitStatus, RunError> {
             kill_group(child);
             return Err(RunError::Interrupted(signal));
         }
-        if Instant::now() >= deadline {
+        if deadline.passed() {
             kill_group(child);
             return Err(RunError::Timeout);
         }
@@ -142,8 +161,11 @@ fn set_parent_death_signal() -> std::io::Result<()> {
     Ok(())
 }
 
-fn drain<R: Read + Send + 'static>(mut reader: R, cap: usize) -> JoinHandle<Zeroizing<Vec<u8>>> {
-    std::thread::spawn(move || {
+fn drain<R: Read + Send + 'static>(
+    mut reader: R,
+    cap: usize,
+) -> std::io::Result<JoinHandle<Zeroizing<Vec<u8>>>> {
+    std::thread::Builder::new().spawn(move || {
         let mut kept = Zeroizing::new(Vec::new());
         let mut buf = Zeroizing::new([0u8; 8192]);
         loop {
@@ -178,6 +200,7 @@ fn is_executable(path: &Path) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Instant;
 
     fn sh(script: &str, timeout: Duration) -> Result<Output, RunError> {
         let env = [("PATH", OsString::from("/usr/bin:/bin")), ("ONLY", OsString::from("this"))];
@@ -229,6 +252,45 @@ mod tests {
         assert!(started.elapsed() < Duration::from_secs(10));
         std::thread::sleep(Duration::from_millis(2500));
         assert!(!marker.exists(), "the grandchild was killed with the group");
+    }
+
+    /// A signal ignored or blocked here (by colibri-vault's parent, say) does not reach bw.
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn the_child_starts_with_default_signal_dispositions() {
+        // SAFETY: SIGUSR2 ignored process-wide and SIGUSR1 blocked in this thread for the length
+        // of one call, both restored after; nothing in the test binary uses either.
+        let (old_action, old_mask) = unsafe {
+            let mut ignore: libc::sigaction = std::mem::zeroed();
+            ignore.sa_sigaction = libc::SIG_IGN;
+            let mut old_action: libc::sigaction = std::mem::zeroed();
+            libc::sigaction(libc::SIGUSR2, &raw const ignore, &raw mut old_action);
+            let mut set: libc::sigset_t = std::mem::zeroed();
+            libc::sigemptyset(&raw mut set);
+            libc::sigaddset(&raw mut set, libc::SIGUSR1);
+            let mut old_mask: libc::sigset_t = std::mem::zeroed();
+            libc::pthread_sigmask(libc::SIG_BLOCK, &raw const set, &raw mut old_mask);
+            (old_action, old_mask)
+        };
+        let out = run(&Call {
+            program: Path::new("/bin/cat"),
+            args: &["/proc/self/status"],
+            env: &[],
+            timeout: Duration::from_secs(10),
+            interruptible: true,
+        });
+        // SAFETY: restores what the block above saved.
+        unsafe {
+            libc::sigaction(libc::SIGUSR2, &raw const old_action, std::ptr::null_mut());
+            libc::pthread_sigmask(libc::SIG_SETMASK, &raw const old_mask, std::ptr::null_mut());
+        }
+        let status = String::from_utf8(out.unwrap().stdout.to_vec()).unwrap();
+        let mask = |name: &str| {
+            let line = status.lines().find(|l| l.starts_with(name)).unwrap();
+            u64::from_str_radix(line[name.len()..].trim(), 16).unwrap()
+        };
+        assert_eq!(mask("SigIgn:"), 0, "no signal ignored");
+        assert_eq!(mask("SigBlk:"), 0, "no signal blocked");
     }
 
     #[test]

@@ -11,7 +11,7 @@
 //! claim.
 
 use std::collections::BTreeSet;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use super::identify::identify;
 use super::{Ctx, Options, Pending, Report, Request, Trigger};
@@ -85,7 +85,7 @@ pub(super) fn lock(ctx: &Ctx<'_>, requests: &[Request], opts: Options) -> Locked
         None
     };
     let timeout = ctx.settings.lock_timeout;
-    let deadline = Instant::now() + timeout;
+    let deadline = crate::deadline::Deadline::after(timeout);
     loop {
         if let Some(answer) = registration.as_ref().and_then(|r| spool.answer(r)) {
             return Locked::Served(answer);
@@ -107,7 +107,7 @@ pub(super) fn lock(ctx: &Ctx<'_>, requests: &[Request], opts: Options) -> Locked
         }
         let stop = if let Some(signal) = crate::signals::received() {
             Some(Error::Interrupted(signal))
-        } else if Instant::now() >= deadline {
+        } else if deadline.passed() {
             Some(Error::LockTimeout { path: HostLock::path(run_dir), seconds: timeout.as_secs() })
         } else {
             None
@@ -174,8 +174,15 @@ impl Held {
     }
 
     /// Tells each waiting hook what happened to its jail (`reports`: the claims' own, in order).
+    /// A run stopped by a signal answers nobody: 128 + signal is its own status, not the
+    /// waiters'; it hands their requests back, and each waiter serves itself once it gets the
+    /// lock.
     pub(super) fn answer_claims(&self, ctx: &Ctx<'_>, claims: &[Claim], reports: &[Report]) {
         for (claim, report) in claims.iter().zip(reports) {
+            if matches!(&report.result, Err(e) if matches!(**e, Error::Interrupted(_))) {
+                self.spool.release(claim);
+                continue;
+            }
             let answer = match &report.result {
                 Ok(done) => Answer { code: crate::exit::OK, message: done.summary(&report.jail) },
                 Err(e) => Answer { code: e.exit_code(), message: format!("jail {}: {e}", report.jail) },

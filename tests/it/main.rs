@@ -10,6 +10,7 @@ mod operator;
 mod packaging;
 mod real_bw;
 mod server;
+mod signals;
 mod support;
 mod syslog;
 mod trust;

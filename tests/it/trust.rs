@@ -305,8 +305,7 @@ fn a_write_that_cannot_be_recorded_is_a_failure() {
     // The logout's latency leaves time to take the lock between the listing and the record.
     v.fake.set_step_latency("logout", 3.0);
     v.fake.install();
-    let child =
-        v.host.command(&["provision", "web"]).stderr(std::process::Stdio::piped()).spawn().unwrap();
+    let child = v.host.command(&["provision", "web"]).stderr(std::process::Stdio::piped()).spawn().unwrap();
     // Once the session lists the vault, take the database's write lock and hold it past the
     // busy timeout (10 s).
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
