@@ -2,7 +2,9 @@
 //!
 //! Items from a secrets source become entries (DESIGN.md step 4): names are normalized
 //! (space, `-`, `.` → `_`) and must then be POSIX shell names, or the item is skipped with a
-//! warning; two items giving one name is an error naming both.
+//! warning; two items giving one name is an error naming both. A Secure Note's lines are read
+//! with the `KEY=value` grammar of `kvfile` ([`Dialect::Note`]); a line it refuses is skipped
+//! with a warning naming the item and the line.
 //!
 //! Entries are rendered sorted, in one of three formats (step 5), each for a stated consumer:
 //! - `sh`: `NAME='value'`, `'` written as `'\''`. For /bin/sh, which FreeBSD's rc.subr uses to
@@ -109,15 +111,18 @@ pub fn entries_from_items(tenant: &str, items: &[Item], warn: &mut dyn FnMut(Str
                 add(name, value.expose(), item.label.clone(), warn)?;
             }
             ItemContent::Bundle(notes) => {
-                for (index, line) in notes.expose().split('\n').enumerate() {
-                    let line = line.strip_suffix('\r').unwrap_or(line);
-                    if line.trim().is_empty() || line.trim_start().starts_with('#') {
-                        continue;
-                    }
-                    let origin = format!("{} line {}", item.label, index + 1);
-                    match line.split_once('=') {
-                        Some((name, value)) => add(name.trim(), value, origin, warn)?,
-                        None => warn(format!("{origin}: skipped: not a KEY=VALUE line")),
+                for parsed in kvfile::assignments(notes.expose(), Dialect::Note) {
+                    match parsed {
+                        Ok(line) => {
+                            let origin = format!("{} line {}", item.label, line.line);
+                            add(&line.key, line.value.expose(), origin, warn)?;
+                        }
+                        Err(refused) => {
+                            warn(format!(
+                                "{} line {}: skipped: {}",
+                                item.label, refused.line, refused.problem
+                            ));
+                        }
                     }
                 }
             }
@@ -277,6 +282,20 @@ mod tests {
         assert!(warnings[1].contains("bad$name"));
         assert!(warnings[2].starts_with("card \"visa\": skipped"));
         assert!(!warnings.iter().any(|w| w.contains("two words")), "no values in warnings");
+    }
+
+    #[test]
+    fn note_lines_use_the_kvfile_grammar() {
+        let notes = "MODE='prod'\nB=two words\nC=\"it's \\\"x\\\"\"\nD='multi\nline'\nexport E=1\n";
+        let (result, warnings) = entries(&[item("note", ItemContent::Bundle(Secret::from(notes)))]);
+        let e = result.unwrap();
+        let got: Vec<(&str, &str)> = e.values().map(|e| (e.name.as_str(), e.value.expose())).collect();
+        assert_eq!(
+            got,
+            [("B", "two words"), ("C", "it's \"x\""), ("D", "multi\nline"), ("E", "1"), ("MODE", "prod")]
+        );
+        assert!(warnings.is_empty(), "{warnings:?}");
+        assert_eq!(e["E"].origin, "note line 6");
     }
 
     #[test]
