@@ -4,7 +4,8 @@
 //! (space, `-`, `.` → `_`) and must then be POSIX shell names, or the item is skipped with a
 //! warning; two items giving one name is an error naming both. A Secure Note's lines are read
 //! with the `KEY=value` grammar of `kvfile` ([`Dialect::Note`]); a line it refuses is skipped
-//! with a warning naming the item and the line.
+//! with a warning. Warnings and errors name the item and the line, never any of a note's text
+//! or a value: a line that is not an assignment may well be a password.
 //!
 //! Entries are rendered sorted, in one of three formats (step 5), each for a stated consumer:
 //! - `sh`: `NAME='value'`, `'` written as `'\''`. For /bin/sh, which FreeBSD's rc.subr uses to
@@ -84,9 +85,10 @@ pub fn entries_from_items(tenant: &str, items: &[Item], warn: &mut dyn FnMut(Str
     let mut entries = Entries::new();
     let mut add = |raw_name: &str, value: &str, origin: String, warn: &mut dyn FnMut(String)| -> Result<()> {
         let Some(name) = normalize_name(raw_name) else {
+            // Not the name itself: for a note line it is text of the note (maybe a secret);
+            // for a Login item it is the item name, which `origin` already gives.
             warn(format!(
-                "{origin}: skipped: \"{}\" is not a valid variable name after normalization ([A-Za-z_][A-Za-z0-9_]*)",
-                crate::sanitize::clean(raw_name)
+                "{origin}: skipped: not a valid variable name after normalization ([A-Za-z_][A-Za-z0-9_]*)"
             ));
             return Ok(());
         };
@@ -296,6 +298,32 @@ mod tests {
         );
         assert!(warnings.is_empty(), "{warnings:?}");
         assert_eq!(e["E"].origin, "note line 6");
+    }
+
+    #[test]
+    fn warnings_about_note_lines_name_the_item_and_line_only() {
+        let notes = concat!(
+            "postgres://u:PgPass-Zq81@h/db?sslmode=require\n",
+            "AbC+/dEf9Kx7Ww==\n",
+            "OPEN='unterminated Xy77\n",
+            "RUN=$(cat Vv31)\n",
+            "T=\"x\" Tr55\n",
+            "just-a-secret-Nn12\n",
+            "9lives-Ll40=x\n",
+        );
+        let (result, warnings) =
+            entries(&[item("item \"n\" (id 1)", ItemContent::Bundle(Secret::from(notes)))]);
+        assert!(result.unwrap().is_empty());
+        assert_eq!(warnings.len(), 7, "{warnings:?}");
+        for (i, w) in warnings.iter().enumerate() {
+            assert!(w.starts_with(&format!("item \"n\" (id 1) line {}: skipped: ", i + 1)), "{w}");
+            for part in [
+                "postgres", "PgPass", "Zq81", "sslmode", "dEf9", "Kx7", "Xy77", "Vv31", "cat", "Tr55",
+                "Nn12", "Ll40", "9lives",
+            ] {
+                assert!(!w.contains(part), "{part} in {w}");
+            }
+        }
     }
 
     #[test]

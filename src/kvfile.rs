@@ -14,7 +14,8 @@
 //! expands it, an unquoted `; & | < > ( )`, text after the value. Departures from sh: a carriage
 //! return just before a newline outside quotes is dropped (files edited on Windows), and a value
 //! may not start with an unquoted `=` (a base64 line ending in `==` is not a `NAME==`
-//! assignment, whose name would then be logged).
+//! assignment, whose name would then be logged; for the same reason a note line may not end
+//! at its `=`).
 //! Refusals carry the line the assignment starts on and a fixed description, never any of the
 //! text, which may be a secret.
 //!
@@ -120,7 +121,9 @@ pub enum Dialect {
     Sh,
     /// Secure Note lines. As `Sh`, with one allowance, which is how notes were written before
     /// this grammar existed: a value with no quote, backslash, `$` or backtick is the rest of
-    /// the line, taken literally, spaces included (`B=two words`).
+    /// the line, taken literally, spaces included (`B=two words`). An empty value must be
+    /// quoted (`NAME=''`): a note line `NAME=` is more likely base64 than a setting, and its
+    /// "name" would be logged.
     Note,
 }
 
@@ -144,6 +147,8 @@ const TILDE: &str = "an unquoted ~ at the start of the value or after ':' (sh wo
 const OPERATOR: &str = "an unquoted ; & | < > ( or ) (sh would not read one assignment): quote the value";
 const STARTS_WITH_EQUALS: &str =
     "a value that starts with '=' (is the line base64?): quote the value if it is meant";
+const EMPTY_NOTE_VALUE: &str =
+    "an empty value (is the line base64?): write NAME='' if an empty value is meant";
 const TRAILING_TEXT: &str =
     "text after the value (sh would run it as a command): quote a value that contains spaces";
 
@@ -248,6 +253,9 @@ impl Assignments<'_> {
         }
         if self.dialect == Dialect::Note {
             let literal = rest.strip_suffix('\r').unwrap_or(rest);
+            if literal.is_empty() {
+                return Err(EMPTY_NOTE_VALUE);
+            }
             if !literal.contains(['\'', '"', '\\', '$', '`']) {
                 self.pos = line_end;
                 return Ok((key, Secret::from(literal)));
@@ -477,7 +485,7 @@ mod tests {
             "# comment\n",
             "CERT='-----BEGIN\nabc\n-----END'\n",
             "D=a;b&c|d<e>f(g)h~#i\n",
-            "E=\n",
+            "E=''\n",
         ));
         let ok: Vec<(String, String, usize)> = got.into_iter().map(Result::unwrap).collect();
         let expected = [
@@ -506,6 +514,7 @@ mod tests {
             "dGhpcyBpcyBhIHNlY3JldA==\n",
             "db password=x\n",
             "API-KEY=x\n",
+            "c2VjcmV0a2V5IGhlcmU=\n",
         ));
         let lines: Vec<std::result::Result<usize, (usize, &str)>> =
             got.into_iter().map(|r| r.map(|a| a.2).map_err(|e| (e.line, e.problem))).collect();
@@ -522,6 +531,7 @@ mod tests {
                 Err((8, STARTS_WITH_EQUALS)),
                 Err((9, BAD_NAME)),
                 Err((10, BAD_NAME)),
+                Err((11, EMPTY_NOTE_VALUE)),
             ]
         );
     }

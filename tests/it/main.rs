@@ -6,6 +6,7 @@ mod fake_bw_fidelity;
 mod formats;
 mod hostile;
 mod jail_cmd;
+mod leaks;
 mod notes;
 mod operator;
 mod packaging;
