@@ -301,7 +301,7 @@ class Host:
             items.append({"id": "10000000-0000-4000-8000-%012d" % i, "type": 1, "name": "DB_PASSWORD",
                           "collectionIds": [cid], "login": {"username": None, "password": "pw-of-" + name}})
             items.append({"id": "20000000-0000-4000-8000-%012d" % i, "type": 2, "name": "app settings",
-                          "collectionIds": [cid], "notes": "API_URL=https://api.example/$x\nMODE='prod'"})
+                          "collectionIds": [cid], "notes": "API_URL='https://api.example/$x'\nMODE='prod'"})
         config = {
             "serverUrl": SERVER_URL, "unreachable": False, "caFile": None, "account": ACCOUNT,
             "organization": ORGANIZATION, "collections": collections, "items": items,

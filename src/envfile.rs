@@ -2,12 +2,22 @@
 //!
 //! Items from a secrets source become entries (DESIGN.md step 4): names are normalized
 //! (space, `-`, `.` → `_`) and must then be POSIX shell names, or the item is skipped with a
-//! warning; two items giving one name is an error naming both. Entries are rendered sorted, in
-//! one of three formats (step 5), and `parse` reads our own output back so the writer can check,
-//! before the rename, that the bytes mean exactly the entries.
+//! warning; two items giving one name is an error naming both. A Secure Note's lines are read
+//! with the `KEY=value` grammar of `kvfile` ([`Dialect::Note`]); a line it refuses is skipped
+//! with a warning. Warnings and errors name the item and the line, never any of a note's text
+//! or a value: a line that is not an assignment may well be a password.
 //!
-//! `sh` is the default because FreeBSD's rc.subr sources `${name}_env_file` with /bin/sh as
-//! root: every value is single-quoted, so `$`, backticks and `\` are never expanded.
+//! Entries are rendered sorted, in one of three formats (step 5), each for a stated consumer:
+//! - `sh`: `NAME='value'`, `'` written as `'\''`. For /bin/sh, which FreeBSD's rc.subr uses to
+//!   source `${name}_env_file` as root, and bash; safe to source: nothing is expanded.
+//! - `dotenv`: `NAME="value"` with `\`, `"` and `$` escaped by a backslash, a newline written
+//!   as itself inside the quotes, and a backtick as ``"'`'"`` (sh would run a backtick pair
+//!   inside double quotes, and dotenv readers do not know a backslash-backtick escape). For
+//!   dotenv readers (checked against the dotenvy crate) and sh alike; safe to source.
+//! - `json`: one object of strings. For JSON parsers; not a shell file.
+//!
+//! `parse` reads `sh` and `dotenv` output back with the same grammar as every other `KEY=value`
+//! text (`kvfile`), so the check the writer makes before the rename is what sh would read.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -17,7 +27,7 @@ use serde::Serialize;
 use zeroize::Zeroizing;
 
 use crate::error::{Error, Result};
-use crate::kvfile::is_name;
+use crate::kvfile::{self, Dialect, is_name};
 use crate::secret::Secret;
 use crate::source::{Item, ItemContent};
 
@@ -75,9 +85,10 @@ pub fn entries_from_items(tenant: &str, items: &[Item], warn: &mut dyn FnMut(Str
     let mut entries = Entries::new();
     let mut add = |raw_name: &str, value: &str, origin: String, warn: &mut dyn FnMut(String)| -> Result<()> {
         let Some(name) = normalize_name(raw_name) else {
+            // Not the name itself: for a note line it is text of the note (maybe a secret);
+            // for a Login item it is the item name, which `origin` already gives.
             warn(format!(
-                "{origin}: skipped: \"{}\" is not a valid variable name after normalization ([A-Za-z_][A-Za-z0-9_]*)",
-                crate::sanitize::clean(raw_name)
+                "{origin}: skipped: not a valid variable name after normalization ([A-Za-z_][A-Za-z0-9_]*)"
             ));
             return Ok(());
         };
@@ -102,15 +113,18 @@ pub fn entries_from_items(tenant: &str, items: &[Item], warn: &mut dyn FnMut(Str
                 add(name, value.expose(), item.label.clone(), warn)?;
             }
             ItemContent::Bundle(notes) => {
-                for (index, line) in notes.expose().split('\n').enumerate() {
-                    let line = line.strip_suffix('\r').unwrap_or(line);
-                    if line.trim().is_empty() || line.trim_start().starts_with('#') {
-                        continue;
-                    }
-                    let origin = format!("{} line {}", item.label, index + 1);
-                    match line.split_once('=') {
-                        Some((name, value)) => add(name.trim(), value, origin, warn)?,
-                        None => warn(format!("{origin}: skipped: not a KEY=VALUE line")),
+                for parsed in kvfile::assignments(notes.expose(), Dialect::Note) {
+                    match parsed {
+                        Ok(line) => {
+                            let origin = format!("{} line {}", item.label, line.line);
+                            add(&line.key, line.value.expose(), origin, warn)?;
+                        }
+                        Err(refused) => {
+                            warn(format!(
+                                "{} line {}: skipped: {}",
+                                item.label, refused.line, refused.problem
+                            ));
+                        }
                     }
                 }
             }
@@ -122,13 +136,20 @@ pub fn entries_from_items(tenant: &str, items: &[Item], warn: &mut dyn FnMut(Str
 
 /// The file's bytes in `format`: sorted by name, trailing newline.
 pub fn render(format: Format, entries: &Entries) -> Result<Zeroizing<Vec<u8>>> {
-    let mut out = Zeroizing::new(Vec::new());
+    // Sized up front, so that growing does not leave copies of the values behind unzeroed.
+    let size: usize = entries.values().map(|e| e.name.len() + 2 * e.value.expose().len() + 16).sum();
+    let mut out = Zeroizing::new(Vec::with_capacity(size));
     match format {
         Format::Sh => {
             for entry in entries.values() {
                 out.extend_from_slice(entry.name.as_bytes());
                 out.extend_from_slice(b"='");
-                out.extend_from_slice(entry.value.expose().replace('\'', "'\\''").as_bytes());
+                for c in entry.value.expose().chars() {
+                    match c {
+                        '\'' => out.extend_from_slice(b"'\\''"),
+                        c => push_char(&mut out, c),
+                    }
+                }
                 out.extend_from_slice(b"'\n");
             }
         }
@@ -138,14 +159,14 @@ pub fn render(format: Format, entries: &Entries) -> Result<Zeroizing<Vec<u8>>> {
                 out.extend_from_slice(b"=\"");
                 for c in entry.value.expose().chars() {
                     match c {
-                        '\\' => out.extend_from_slice(b"\\\\"),
-                        '"' => out.extend_from_slice(b"\\\""),
-                        '$' => out.extend_from_slice(b"\\$"),
-                        '\n' => out.extend_from_slice(b"\\n"),
-                        c => {
-                            let mut buf = [0; 4];
-                            out.extend_from_slice(c.encode_utf8(&mut buf).as_bytes());
+                        '\\' | '"' | '$' => {
+                            out.push(b'\\');
+                            push_char(&mut out, c);
                         }
+                        // Closes the double quotes for a single-quoted backtick: sh would run
+                        // `…` inside "", and dotenv readers refuse \`.
+                        '`' => out.extend_from_slice(b"\"'`'\""),
+                        c => push_char(&mut out, c),
                     }
                 }
                 out.extend_from_slice(b"\"\n");
@@ -154,17 +175,21 @@ pub fn render(format: Format, entries: &Entries) -> Result<Zeroizing<Vec<u8>>> {
         Format::Json => {
             let map: BTreeMap<&str, &str> =
                 entries.values().map(|e| (e.name.as_str(), e.value.expose())).collect();
-            let mut text =
-                Zeroizing::new(serde_json::to_vec_pretty(&map).map_err(|e| Error::Config(e.to_string()))?);
-            text.push(b'\n');
-            out = text;
+            serde_json::to_writer_pretty(&mut *out, &map).map_err(|e| Error::Config(e.to_string()))?;
+            out.push(b'\n');
         }
     }
     Ok(out)
 }
 
-/// Reads bytes produced by `render` back into (name, value) pairs, in file order.
-/// Strict: anything `render` would not have produced is an error (message has no value).
+fn push_char(out: &mut Vec<u8>, c: char) {
+    let mut buf = [0; 4];
+    out.extend_from_slice(c.encode_utf8(&mut buf).as_bytes());
+}
+
+/// Reads bytes produced by `render` back into (name, value) pairs, in file order: `json` with
+/// `serde_json`, `sh` and `dotenv` with the sh grammar of `kvfile`, the grammar sh itself applies.
+/// Messages carry a line number, never a value.
 pub fn parse(format: Format, bytes: &[u8]) -> std::result::Result<Vec<(String, Secret)>, String> {
     let text = std::str::from_utf8(bytes).map_err(|_| "not UTF-8".to_owned())?;
     match format {
@@ -174,59 +199,18 @@ pub fn parse(format: Format, bytes: &[u8]) -> std::result::Result<Vec<(String, S
             Ok(map.into_iter().map(|(k, v)| (k, Secret::new(v))).collect())
         }
         Format::Sh | Format::Dotenv => {
-            let mut out = Vec::new();
-            let mut rest = text;
-            while !rest.is_empty() {
-                let (name, after) = rest.split_once('=').ok_or("expected NAME=")?;
-                if !is_name(name) {
-                    return Err("invalid variable name".into());
-                }
-                let (value, after) =
-                    if format == Format::Sh { parse_sh_value(after)? } else { parse_dotenv_value(after)? };
-                rest = after.strip_prefix('\n').ok_or("expected a newline after a value")?;
-                out.push((name.to_owned(), Secret::new(value)));
+            // `render` ends every line: a missing last newline means the file was cut short.
+            if !text.is_empty() && !text.ends_with('\n') {
+                return Err("no newline at the end".into());
             }
-            Ok(out)
+            kvfile::assignments(text, Dialect::Sh)
+                .map(|parsed| match parsed {
+                    Ok(a) => Ok((a.key, a.value)),
+                    Err(refused) => Err(format!("line {}: {}", refused.line, refused.problem)),
+                })
+                .collect()
         }
     }
-}
-
-fn parse_sh_value(s: &str) -> std::result::Result<(String, &str), String> {
-    let mut value = String::new();
-    let mut rest = s.strip_prefix('\'').ok_or("expected '")?;
-    loop {
-        let end = rest.find('\'').ok_or("unterminated '")?;
-        value.push_str(&rest[..end]);
-        rest = &rest[end + 1..];
-        match rest.strip_prefix("\\''") {
-            Some(after) => {
-                value.push('\'');
-                rest = after;
-            }
-            None => return Ok((value, rest)),
-        }
-    }
-}
-
-fn parse_dotenv_value(s: &str) -> std::result::Result<(String, &str), String> {
-    let mut value = String::new();
-    let mut chars = s.strip_prefix('"').ok_or("expected \"")?.char_indices();
-    let body = &s[1..];
-    while let Some((i, c)) = chars.next() {
-        match c {
-            '"' => return Ok((value, &body[i + 1..])),
-            '\\' => match chars.next() {
-                Some((_, '\\')) => value.push('\\'),
-                Some((_, '"')) => value.push('"'),
-                Some((_, '$')) => value.push('$'),
-                Some((_, 'n')) => value.push('\n'),
-                _ => return Err("unknown escape".into()),
-            },
-            '$' | '\n' => return Err("unescaped $ or newline".into()),
-            c => value.push(c),
-        }
-    }
-    Err("unterminated \"".into())
 }
 
 /// Whether `bytes` (parsed as `format`) say exactly `entries`.
@@ -303,6 +287,46 @@ mod tests {
     }
 
     #[test]
+    fn note_lines_use_the_kvfile_grammar() {
+        let notes = "MODE='prod'\nB=two words\nC=\"it's \\\"x\\\"\"\nD='multi\nline'\nexport E=1\n";
+        let (result, warnings) = entries(&[item("note", ItemContent::Bundle(Secret::from(notes)))]);
+        let e = result.unwrap();
+        let got: Vec<(&str, &str)> = e.values().map(|e| (e.name.as_str(), e.value.expose())).collect();
+        assert_eq!(
+            got,
+            [("B", "two words"), ("C", "it's \"x\""), ("D", "multi\nline"), ("E", "1"), ("MODE", "prod")]
+        );
+        assert!(warnings.is_empty(), "{warnings:?}");
+        assert_eq!(e["E"].origin, "note line 6");
+    }
+
+    #[test]
+    fn warnings_about_note_lines_name_the_item_and_line_only() {
+        let notes = concat!(
+            "postgres://u:PgPass-Zq81@h/db?sslmode=require\n",
+            "AbC+/dEf9Kx7Ww==\n",
+            "OPEN='unterminated Xy77\n",
+            "RUN=$(cat Vv31)\n",
+            "T=\"x\" Tr55\n",
+            "just-a-secret-Nn12\n",
+            "9lives-Ll40=x\n",
+        );
+        let (result, warnings) =
+            entries(&[item("item \"n\" (id 1)", ItemContent::Bundle(Secret::from(notes)))]);
+        assert!(result.unwrap().is_empty());
+        assert_eq!(warnings.len(), 7, "{warnings:?}");
+        for (i, w) in warnings.iter().enumerate() {
+            assert!(w.starts_with(&format!("item \"n\" (id 1) line {}: skipped: ", i + 1)), "{w}");
+            for part in [
+                "postgres", "PgPass", "Zq81", "sslmode", "dEf9", "Kx7", "Xy77", "Vv31", "cat", "Tr55",
+                "Nn12", "Ll40", "9lives",
+            ] {
+                assert!(!w.contains(part), "{part} in {w}");
+            }
+        }
+    }
+
+    #[test]
     fn duplicates_name_both_sources() {
         let (result, _) = entries(&[login("API-KEY", "1"), login("API KEY", "2")]);
         let e = result.err().unwrap();
@@ -329,7 +353,7 @@ mod tests {
         );
         assert_eq!(
             String::from_utf8(render(Format::Dotenv, &e).unwrap().to_vec()).unwrap(),
-            "A=\"line1\\nline2\"\nB=\"it's \\$HOME `x` \\\\\"\n"
+            "A=\"line1\nline2\"\nB=\"it's \\$HOME \"'`'\"x\"'`'\" \\\\\"\n"
         );
         assert_eq!(
             String::from_utf8(render(Format::Json, &e).unwrap().to_vec()).unwrap(),
@@ -339,15 +363,19 @@ mod tests {
             assert!(round_trips(f, &render(f, &e).unwrap(), &e), "{f}");
         }
         assert_eq!(render(Format::Sh, &Entries::new()).unwrap().len(), 0);
+        assert!(round_trips(Format::Dotenv, b"", &Entries::new()));
     }
 
     #[test]
     fn parse_back_rejects_tampering() {
         let (e, _) = entries(&[login("A", "x")]);
         let e = e.unwrap();
+        assert!(round_trips(Format::Sh, b"A='x'\n", &e));
         assert!(!round_trips(Format::Sh, b"A='y'\n", &e));
-        assert!(!round_trips(Format::Sh, b"A='x'", &e));
+        assert!(!round_trips(Format::Sh, b"A='x'", &e), "cut short");
         assert!(!round_trips(Format::Sh, b"A='x'\nB='z'\n", &e));
         assert!(!round_trips(Format::Dotenv, b"A=\"$x\"\n", &e));
+        assert!(!round_trips(Format::Dotenv, b"A=\"`x`\"\n", &e));
+        assert_eq!(parse(Format::Sh, b"A='x\n").err().unwrap(), "line 1: unterminated single quote");
     }
 }

@@ -74,7 +74,8 @@ pub fn items(stdout: &[u8]) -> Result<Vec<ListedItem>, String> {
 }
 
 fn convert(raw: RawItem) -> ListedItem {
-    let label = format!("item {:?} (id {})", raw.name, raw.id);
+    // Raw: every sink (log line, stored error) sanitizes, so escaping here would show twice.
+    let label = format!("item \"{}\" (id {})", raw.name, raw.id);
     let content = if raw.deleted_date.is_some() {
         ItemContent::Skip("deleted (in the trash)".into())
     } else {

@@ -17,11 +17,12 @@ use crate::support::host::{Host, file_state, names, set_mtime};
 pub const OWNER: &str = "1234:5678";
 
 /// Distinctive values (each must appear nowhere but in the env file) in the `dir` source's
-/// syntax: single quotes are literal, double quotes take `\"`, `\\`, `\$`, `` \` `` and `\n`.
+/// syntax, sh's: single quotes are literal, in double quotes a backslash escapes only `"`, `\`,
+/// `$`, `` ` `` and a newline, and a newline inside quotes belongs to the value.
 pub const SECRETS: &str = "# the web tenant\n\
     DB_PASSWORD='pw-Qx7\"$HOME`id`\\n-end'\n\
     export API_KEY=key-Zr81Lw04\n\
-    GREETING=\"it's \\\"quoted\\\"\\nline-Tq2\"\n";
+    GREETING=\"it's \\\"quoted\\\"\nline-Tq2\"\n";
 
 /// The values `SECRETS` means, by name, sorted.
 pub const VALUES: [(&str, &str); 3] = [
@@ -84,8 +85,8 @@ fn dotenv_and_json_formats_and_a_nested_env_path() {
     assert_eq!(
         fs::read_to_string(root.join("usr/local/etc/app.env")).unwrap(),
         "API_KEY=\"key-Zr81Lw04\"\n\
-         DB_PASSWORD=\"pw-Qx7\\\"\\$HOME`id`\\\\n-end\"\n\
-         GREETING=\"it's \\\"quoted\\\"\\nline-Tq2\"\n"
+         DB_PASSWORD=\"pw-Qx7\\\"\\$HOME\"'`'\"id\"'`'\"\\\\n-end\"\n\
+         GREETING=\"it's \\\"quoted\\\"\nline-Tq2\"\n"
     );
     assert!(!root.join(".env").exists());
 
@@ -179,7 +180,7 @@ fn duplicate_names_exit_65_and_leave_the_existing_file_unchanged() {
     out.expect(65)
         .stderr_has("duplicate variable API_KEY")
         .stderr_has(&format!("{}:3", secrets.display()))
-        .stderr_has(&format!("{}:5", secrets.display()));
+        .stderr_has(&format!("{}:6", secrets.display()));
     assert!(!out.all_output().contains("dup-Vn55Ke") && !out.all_output().contains("key-Zr81Lw04"));
     assert_eq!(file_state(&root.join(".env")), before);
     // Through a hook with policy fail too.

@@ -6,6 +6,8 @@ mod fake_bw_fidelity;
 mod formats;
 mod hostile;
 mod jail_cmd;
+mod leaks;
+mod notes;
 mod operator;
 mod packaging;
 mod real_bw;

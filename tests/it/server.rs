@@ -162,7 +162,7 @@ fn one_tenant_gets_exactly_its_logins_and_note_lines() {
         .note(
             "web",
             "app settings",
-            "API_URL=https://api.example/?a=1&b=$HOME\r\n\n# a comment\nGREETING=hello world=1\n",
+            "API_URL='https://api.example/?a=1&b=$HOME'\r\n\n# a comment\nGREETING=hello world=1\n",
         )
         .card("web", "visa")
         .deleted_login("web", "OLD_TOKEN", "old-secret-value")

@@ -30,7 +30,7 @@ pub fn vault(tenants: &[&str]) -> Vault {
             Item::note(
                 &format!("20000000-0000-4000-8000-{i:012}"),
                 "app settings",
-                "API_URL=https://api.example/$x\nMODE='prod'",
+                "API_URL='https://api.example/$x'\nMODE='prod'",
             )
             .in_collection(&id),
         );
@@ -96,7 +96,7 @@ fn one_tenant_costs_one_session_and_writes_its_entries() {
     v.host.run(&["provision", "web"]).expect(0);
     assert_eq!(v.steps(), SESSION);
     let env = std::fs::read_to_string(v.host.root_of("web").join(".env")).unwrap();
-    assert_eq!(env, "API_URL='https://api.example/$x'\nDB_PASSWORD='pw-of-web'\nMODE=''\\''prod'\\'''\n");
+    assert_eq!(env, "API_URL='https://api.example/$x'\nDB_PASSWORD='pw-of-web'\nMODE='prod'\n");
     v.assert_clean();
 
     // The server is configured once per app-data dir: the next session skips `config server`.
