@@ -27,7 +27,7 @@ use serde::Serialize;
 use zeroize::Zeroizing;
 
 use crate::error::{Error, Result};
-use crate::kvfile::{self, Dialect, is_name};
+use crate::kvfile::{self, Dialect};
 use crate::secret::Secret;
 use crate::source::{Item, ItemContent};
 
@@ -74,11 +74,7 @@ pub struct Entry {
 /// Entries sorted by name, keyed by name.
 pub type Entries = BTreeMap<String, Entry>;
 
-/// `raw` with spaces, dashes and dots turned into `_`, if the result is a shell name.
-pub fn normalize_name(raw: &str) -> Option<String> {
-    let name: String = raw.chars().map(|c| if matches!(c, ' ' | '-' | '.') { '_' } else { c }).collect();
-    is_name(&name).then_some(name)
-}
+pub use crate::kvfile::normalize_name;
 
 /// Turns a collection's items into entries. `warn` receives one message per skipped item or line.
 pub fn entries_from_items(tenant: &str, items: &[Item], warn: &mut dyn FnMut(String)) -> Result<Entries> {

@@ -10,6 +10,7 @@
 //! failure non-zero, so that jail(8) does not start (or reports the stop of) that jail. With
 //! policy `continue` (the default) a failure is logged and the hook exits 0: the jail starts
 //! with whatever env file it had. A hook stopped by a signal ends its vault session and exits
+//! with 128 + the signal, whatever the policy: it was told to stop. A hook stopped by a signal ends its vault session and exits
 //! with 128 + the signal, whatever the policy: it was told to stop.
 
 use std::ffi::OsStr;
@@ -162,8 +163,16 @@ fn apply_policy(log: &Log, jail: &str, stage: Stage, policy: FailurePolicy, code
         Stage::Start => "provisioning failed",
         Stage::Stop => "cleanup at stop failed",
     };
-    let status =
-        if code > 128 { format!("interrupted by signal {}", code - 128) } else { format!("status {code}") };
+    if code > 128 {
+        // A signal is an order to stop, not a failure a policy can excuse: the run ends with
+        // 128 + signal whatever the policy (after the vault session was ended), and says so.
+        log.error(&format!(
+            "jail {jail}: {what}: interrupted by signal {}; exiting {code}, which jail(8) treats as a failed hook whatever the policy",
+            code - 128
+        ));
+        return code;
+    }
+    let status = format!("status {code}");
     match (policy, stage) {
         (FailurePolicy::Continue, Stage::Start) => {
             log.warn(&format!(

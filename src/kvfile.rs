@@ -108,6 +108,13 @@ pub fn parse(file: &Path, bytes: &[u8]) -> Result<Vec<Assignment>> {
         .collect()
 }
 
+/// `raw` with spaces, dashes and dots turned into `_`, if the result is a shell name (DESIGN.md
+/// step 4: item names and Secure Note keys).
+pub fn normalize_name(raw: &str) -> Option<String> {
+    let name: String = raw.chars().map(|c| if matches!(c, ' ' | '-' | '.') { '_' } else { c }).collect();
+    is_name(&name).then_some(name)
+}
+
 pub fn is_name(key: &str) -> bool {
     let mut chars = key.chars();
     matches!(chars.next(), Some(c) if c == '_' || c.is_ascii_alphabetic())
@@ -234,18 +241,26 @@ impl Assignments<'_> {
             self.skip_blanks();
         }
         let physical = &self.text[self.pos..line_end];
-        let len = physical.find(|c: char| c != '_' && !c.is_ascii_alphanumeric()).unwrap_or(physical.len());
-        if !physical[len..].starts_with('=') {
-            return Err(match (physical.contains('='), self.dialect) {
-                (true, _) => BAD_NAME,
-                (false, Dialect::Sh) => NOT_AN_ASSIGNMENT,
-                (false, Dialect::Note) => NOT_A_NOTE_LINE,
-            });
-        }
-        if !is_name(&physical[..len]) {
-            return Err(BAD_NAME);
-        }
-        let key = physical[..len].to_owned();
+        let (key, len) = match self.dialect {
+            Dialect::Sh => {
+                let len =
+                    physical.find(|c: char| c != '_' && !c.is_ascii_alphanumeric()).unwrap_or(physical.len());
+                if !physical[len..].starts_with('=') {
+                    return Err(if physical.contains('=') { BAD_NAME } else { NOT_AN_ASSIGNMENT });
+                }
+                if !is_name(&physical[..len]) {
+                    return Err(BAD_NAME);
+                }
+                (physical[..len].to_owned(), len)
+            }
+            // A note key is normalized as an item name is (DESIGN.md step 4): `db password`,
+            // `API-KEY` and `app.port` give `db_password`, `API_KEY` and `app_port`.
+            Dialect::Note => {
+                let len = physical.find('=').ok_or(NOT_A_NOTE_LINE)?;
+                let key = normalize_name(physical[..len].trim_end_matches([' ', '\t'])).ok_or(BAD_NAME)?;
+                (key, len)
+            }
+        };
         self.pos += len + 1;
         let rest = &physical[len + 1..];
         if rest.starts_with('=') {
@@ -529,8 +544,9 @@ mod tests {
                 Err((6, TRAILING_TEXT)),
                 Ok(7),
                 Err((8, STARTS_WITH_EQUALS)),
-                Err((9, BAD_NAME)),
-                Err((10, BAD_NAME)),
+                // Note keys are normalized like item names (DESIGN.md step 4).
+                Ok(9),
+                Ok(10),
                 Err((11, EMPTY_NOTE_VALUE)),
             ]
         );
