@@ -45,6 +45,7 @@ pub const CREDENTIAL_KEYS: [&str; 5] =
     ["BW_CLIENTID", "BW_CLIENTSECRET", "BW_PASSWORD", "BW_SERVER", "NODE_EXTRA_CA_CERTS"];
 
 pub const DEFAULT_PROVIDER_ENV: &str = "/usr/local/etc/colibri/provider.env";
+pub const DEFAULT_JAIL_ROOT_BASE: &str = "/usr/local/bastille/jails";
 
 #[derive(Clone)]
 pub struct Settings {
@@ -131,8 +132,18 @@ impl Settings {
             .clone()
             .or_else(|| env("COLIBRI_PROVIDER_ENV").filter(|v| !v.is_empty()).map(PathBuf::from))
             .unwrap_or_else(|| PathBuf::from(DEFAULT_PROVIDER_ENV));
-        let (file, found) =
-            if read_file { load_provider_env(&provider_env)? } else { (BTreeMap::new(), false) };
+        let (file, found) = if read_file {
+            // A provider env inside a jail is refused before a byte of it is trusted.
+            let base = flags
+                .jail_root_base
+                .clone()
+                .or_else(|| env("COLIBRI_JAIL_ROOT_BASE").filter(|v| !v.is_empty()).map(PathBuf::from))
+                .unwrap_or_else(|| PathBuf::from(DEFAULT_JAIL_ROOT_BASE));
+            crate::host_state::check_provider_env(&provider_env, &base)?;
+            load_provider_env(&provider_env)?
+        } else {
+            (BTreeMap::new(), false)
+        };
         let mut credentials = BTreeMap::new();
         let mut settings_from_file = BTreeMap::new();
         for (key, value) in file {
@@ -161,7 +172,7 @@ impl Settings {
             jail_root_base: normalize_dir(&table.path(
                 flags.jail_root_base.as_ref(),
                 "COLIBRI_JAIL_ROOT_BASE",
-                "/usr/local/bastille/jails",
+                DEFAULT_JAIL_ROOT_BASE,
             )?),
             state_dir: table.path(flags.state_dir.as_ref(), "COLIBRI_STATE_DIR", "/var/db/colibri")?,
             run_dir: table.path(flags.run_dir.as_ref(), "COLIBRI_RUN_DIR", "/var/run/colibri")?,
@@ -211,7 +222,7 @@ pub const SETTING_KEYS: [&str; 11] = [
 ];
 
 fn load_provider_env(path: &Path) -> Result<(BTreeMap<String, Secret>, bool)> {
-    let Some(bytes) = kvfile::read_private(path)? else {
+    let Some(bytes) = kvfile::read_private(path, &crate::hostfile::PROVIDER_ENV)? else {
         return Ok((BTreeMap::new(), false));
     };
     let mut map = BTreeMap::new();

@@ -78,6 +78,10 @@ pub enum Error {
 
     #[error("{message} (in another run's vault session)")]
     ServedByOther { code: u8, message: String },
+
+    /// A host-side path (named by `setting`) inside the jail root base or a tenant's root.
+    #[error("{message}")]
+    HostStateInJail { setting: &'static str, message: String },
 }
 
 impl Error {
@@ -97,7 +101,8 @@ impl Error {
             | Error::ConfigLine { .. }
             | Error::ReadFile { .. }
             | Error::CreateDir { .. }
-            | Error::Database { .. } => exit::CONFIG,
+            | Error::Database { .. }
+            | Error::HostStateInJail { .. } => exit::CONFIG,
             Error::Interrupted(signal) => exit::for_signal(*signal),
             Error::ServedByOther { code, .. } => *code,
         }
@@ -152,6 +157,7 @@ mod tests {
             (Error::ReadFile { path: p.clone(), source: io() }, 78),
             (Error::CreateDir { path: p.clone(), source: io() }, 78),
             (Error::db(&p, "locked"), 78),
+            (Error::HostStateInJail { setting: "COLIBRI_DB", message: s() }, 78),
             (Error::Interrupted(libc::SIGTERM), 143),
             (Error::ServedByOther { code: 65, message: s() }, 65),
         ];

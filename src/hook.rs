@@ -60,7 +60,14 @@ pub fn settings_failed(
     let env = |key: &str| std::env::var_os(key);
     let policy = Settings::resolve_without_provider_env(flags, &env)
         .ok()
-        .and_then(|settings| Store::open_existing(&settings.db).ok().flatten())
+        // A database inside a jail is not trusted: its rows are the jail's to write.
+        .filter(crate::host_state::database_outside_base)
+        .and_then(|settings| {
+            Store::open_existing(&settings.db)
+                .ok()
+                .flatten()
+                .filter(|store| crate::host_state::database_outside_roots(&settings, store))
+        })
         .and_then(|store| store.get(&name).ok().flatten())
         .map(|tenant| tenant.options.on_failure);
     match policy {
@@ -77,11 +84,29 @@ fn open_store(settings: &Settings, log: &Log, jail: &str) -> Result<Option<Store
     Ok(store)
 }
 
+/// Host-side state found inside a tenant's root once the database was open: nothing runs, and
+/// the hook exits as this jail's tenant asked (a jail without a tenant is never blocked). A
+/// database that is itself inside a jail cannot be trusted for that answer: the jail starts.
+fn state_in_jail(log: &Log, store: &Store, jail: &str, error: &Error) -> u8 {
+    log.error(&error.to_string());
+    let policy = match error {
+        Error::HostStateInJail { setting: "COLIBRI_DB", .. } => None,
+        _ => store.get(jail).ok().flatten().map(|t| t.options.on_failure),
+    };
+    match policy {
+        Some(policy) => apply_policy(log, jail, policy, error.exit_code()),
+        None => exit::OK,
+    }
+}
+
 fn start(settings: &Settings, log: &Log, request: Request, trigger: Trigger) -> Result<u8> {
     validate_name(&request.jail)?;
     let Some(mut store) = open_store(settings, log, &request.jail)? else {
         return Ok(exit::OK);
     };
+    if let Err(e) = crate::host_state::check_with_store(settings, &store) {
+        return Ok(state_in_jail(log, &store, &request.jail, &e));
+    }
     let opts = Options { trigger, dry_run: false, use_freshness: true };
     let run = provision::run(&Ctx { settings, log }, &mut store, &[request], opts);
     let Some(report) = run.reports.into_iter().next() else {
@@ -116,6 +141,9 @@ fn stop(settings: &Settings, log: &Log, name: &str, path: Option<&PathBuf>) -> R
     let Some(mut store) = open_store(settings, log, name)? else {
         return Ok(exit::OK);
     };
+    if let Err(e) = crate::host_state::check_with_store(settings, &store) {
+        return Ok(state_in_jail(log, &store, name, &e));
+    }
     let Some(tenant) = store.get(name)? else {
         return Ok(exit::OK);
     };

@@ -1,17 +1,16 @@
 //! The `KEY=value` files colibri-vault reads: the provider env and the `dir` source's secrets.
 //!
 //! Both hold credentials, so both must be private: a regular file owned by the running uid with
-//! no group or other access (checked on the opened descriptor, not the name). The syntax is the
+//! no group or other access, opened without blocking and checked on the opened descriptor, not
+//! the name (`hostfile`; a secrets file is never reached through a link). The syntax is the
 //! sh-compatible subset operators already write: `KEY=value`, `export KEY=value`, single- and
 //! double-quoted values, `#` comments and blank lines. Anything else is an error naming the file
 //! and line — never the value, which may be a secret.
 
-use std::fs::File;
-use std::io::Read;
-use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
+use crate::hostfile;
 use crate::secret::Secret;
 
 /// One assignment, with the line it came from (for messages).
@@ -21,55 +20,11 @@ pub struct Assignment {
     pub line: usize,
 }
 
-/// Reads `path` if it exists and is private; `Ok(None)` if it does not exist.
-pub fn read_private(path: &Path) -> Result<Option<zeroize::Zeroizing<Vec<u8>>>> {
-    let mut file = match File::open(path) {
-        Ok(file) => file,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(source) => {
-            return Err(Error::ReadFile { path: path.to_owned(), source });
-        }
-    };
-    let meta = file.metadata().map_err(|source| Error::ReadFile { path: path.to_owned(), source })?;
-    check_private(path, meta.is_file(), meta.uid(), meta.mode())?;
-    let mut bytes = zeroize::Zeroizing::new(Vec::new());
-    file.read_to_end(&mut bytes).map_err(|source| Error::ReadFile { path: path.to_owned(), source })?;
-    Ok(Some(bytes))
-}
-
-/// Refuses a credentials file that is not a regular file owned by us without group/other access.
-pub fn check_private(path: &Path, is_file: bool, uid: u32, mode: u32) -> Result<()> {
-    let me = nix::unistd::geteuid().as_raw();
-    let shown = path.display();
-    if !is_file {
-        return Err(Error::InsecureFile {
-            path: path.to_owned(),
-            problem: "not a regular file".into(),
-            fix: format!("replace it with a regular file: rm {shown} && touch {shown} && chmod 600 {shown}"),
-        });
-    }
-    if uid != me {
-        return Err(Error::InsecureFile {
-            path: path.to_owned(),
-            problem: format!("owned by uid {uid}, not by the user running colibri-vault (uid {me})"),
-            fix: format!("chown {} {shown}", user_name(me)),
-        });
-    }
-    if mode & 0o077 != 0 {
-        return Err(Error::InsecureFile {
-            path: path.to_owned(),
-            problem: format!("accessible by group or others (mode {:04o})", mode & 0o7777),
-            fix: format!("chmod 600 {shown}"),
-        });
-    }
-    Ok(())
-}
-
-fn user_name(uid: u32) -> String {
-    nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(uid))
-        .ok()
-        .flatten()
-        .map_or_else(|| uid.to_string(), |u| u.name)
+/// Reads `path` if it exists and is private under `rules` (`hostfile::PROVIDER_ENV` or
+/// `hostfile::SECRETS_FILE`); `Ok(None)` if it does not exist. Opened without blocking, checked
+/// on the opened descriptor (see `hostfile`).
+pub fn read_private(path: &Path, rules: &hostfile::Rules) -> Result<Option<zeroize::Zeroizing<Vec<u8>>>> {
+    hostfile::read(path, rules)
 }
 
 /// Parses the file's bytes. `file` is used in messages only.
@@ -195,18 +150,5 @@ mod tests {
         assert!(error("1A=x\n").contains(":1:"));
         assert!(error("A=\"$(rm -rf /)\"\n").contains("unescaped $"));
         assert!(error("A=two words\n").contains("quote a value"));
-    }
-
-    #[test]
-    fn private_file_rules() {
-        let me = nix::unistd::geteuid().as_raw();
-        let p = Path::new("/p.env");
-        assert!(check_private(p, true, me, 0o100_600).is_ok());
-        let e = check_private(p, true, me, 0o100_644).unwrap_err();
-        assert_eq!(e.exit_code(), 77);
-        assert!(e.to_string().contains("chmod 600 /p.env"), "{e}");
-        let e = check_private(p, true, me + 1, 0o100_600).unwrap_err();
-        assert!(e.to_string().contains("chown "), "{e}");
-        assert!(check_private(p, false, me, 0o040_700).is_err());
     }
 }

@@ -3,6 +3,7 @@
 //! `run` is the whole program; `main.rs` only calls it, so every destructor (zeroing secrets,
 //! releasing the host lock, ending a `bw` session) runs before the process exits.
 
+pub mod bastille;
 pub mod bw;
 pub mod cli;
 pub mod config;
@@ -12,6 +13,8 @@ pub mod error;
 pub mod exit;
 pub mod harden;
 pub mod hook;
+pub mod host_state;
+pub mod hostfile;
 pub mod jail;
 pub mod jailconf;
 pub mod kvfile;
@@ -64,13 +67,20 @@ fn execute(cli: &Cli, log: &Log) -> Result<u8> {
     harden::refuse_inside_jail()?;
     signals::install();
     let env = |key: &str| std::env::var_os(key);
-    let settings = match Settings::resolve(&cli.settings.to_flags(), &env) {
+    // Host-side state never inside a jail (tenants' roots: once the database is open); doctor
+    // reports that itself, with everything else.
+    let resolved = Settings::resolve(&cli.settings.to_flags(), &env).and_then(|s| match cli.command {
+        Command::Doctor => Ok(s),
+        _ => host_state::check_settings(&s).map(|()| s),
+    });
+    let settings = match resolved {
         Ok(settings) => settings,
         // A hook still answers through the tenant's failure policy (DESIGN.md "Entry points").
         Err(e) => match &cli.command {
             Command::Hook(command) => {
                 return hook::settings_failed(&cli.settings.to_flags(), log, command, &e);
             }
+            Command::Doctor => return Ok(doctor::run_unresolved(&cli.settings.to_flags(), &e)),
             _ => return Err(e),
         },
     };

@@ -8,7 +8,8 @@
 //! own; a request registered after the claim stays registered and is served by the next
 //! session (the waiter takes the lock when the holder releases it), never from a listing that
 //! predates it. Every step is a rename or an `O_EXCL` create in one private directory, so no
-//! request is lost or served twice.
+//! request is lost or served twice. Files are read as `hostfile::OWN_FILE` (no link followed, no
+//! blocking open, a private regular file of ours), so nothing planted there can hang a reader.
 
 use std::fs;
 use std::io::Write;
@@ -79,7 +80,7 @@ impl Spool {
     /// The answer to `registration`, once a holder has written it (consumed when read).
     pub fn answer(&self, registration: &Registration) -> Option<Answer> {
         let path = self.file(&registration.id, "done");
-        let bytes = fs::read(&path).ok()?;
+        let bytes = crate::hostfile::read(&path, &crate::hostfile::OWN_FILE).ok()??;
         let _ = fs::remove_file(&path);
         serde_json::from_slice(&bytes).ok()
     }
@@ -105,7 +106,8 @@ impl Spool {
             if fs::rename(self.file(&id, "req"), &claimed).is_err() {
                 continue;
             }
-            match fs::read(&claimed).ok().and_then(|b| serde_json::from_slice::<Ticket>(&b).ok()) {
+            let bytes = crate::hostfile::read(&claimed, &crate::hostfile::OWN_FILE).ok().flatten();
+            match bytes.and_then(|b| serde_json::from_slice::<Ticket>(&b).ok()) {
                 Some(ticket) => claims.push(Claim { id, ticket }),
                 None => {
                     let _ = fs::remove_file(&claimed);

@@ -294,6 +294,8 @@ impl Store {
         if !path.exists() {
             return Ok(None);
         }
+        // SQLite opens its files blocking: a FIFO there would hang every run.
+        crate::hostfile::check_database_files(path)?;
         let conn = Connection::open_with_flags(
             path,
             OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
@@ -313,6 +315,7 @@ impl Store {
                     .map_err(|source| Error::CreateDir { path: parent.to_owned(), source })?;
             }
         }
+        crate::hostfile::check_database_files(path)?;
         // Create the file with its final mode before SQLite opens it.
         std::fs::OpenOptions::new()
             .create(true)
@@ -485,6 +488,29 @@ impl Store {
 
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// Every tenant's name and registered root, as stored (no other column is read, so a bad
+    /// options row cannot hide a root): for keeping host-side state out of every jail.
+    pub fn roots(&self) -> Result<Vec<(String, PathBuf)>> {
+        use rusqlite::types::ValueRef;
+        use std::os::unix::ffi::OsStrExt;
+        let text = |v: ValueRef<'_>| match v {
+            ValueRef::Text(b) | ValueRef::Blob(b) => b.to_vec(),
+            ValueRef::Integer(i) => i.to_string().into_bytes(),
+            ValueRef::Real(f) => f.to_string().into_bytes(),
+            ValueRef::Null => Vec::new(),
+        };
+        let mut stmt =
+            self.conn.prepare("SELECT tenant_id, jail_root_path FROM tenants").map_err(|e| self.err(e))?;
+        let rows = stmt
+            .query_map([], |r| {
+                let name = String::from_utf8_lossy(&text(r.get_ref(0)?)).into_owned();
+                let root = PathBuf::from(std::ffi::OsStr::from_bytes(&text(r.get_ref(1)?)));
+                Ok((name, root))
+            })
+            .map_err(|e| self.err(e))?;
+        rows.map(|r| r.map_err(|e| self.err(e))).collect()
     }
 }
 

@@ -13,7 +13,7 @@
 //! next run log out first if this process was killed outright (SIGKILL, power loss).
 
 mod parse;
-mod process;
+pub(crate) mod process;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::ffi::OsString;
@@ -110,6 +110,15 @@ pub fn find(configured: &Path) -> Option<PathBuf> {
 /// Opens a session: logs in and unlocks. On failure, whatever was started is logged out.
 pub fn open<'a>(settings: &Settings, log: &'a Log) -> Result<Box<dyn Session + 'a>> {
     let credentials = Credentials::from_settings(settings)?;
+    if let Some(ca) = &credentials.ca_certs {
+        // bw (Node) reads it blocking: refuse a FIFO, device or unsafe file before it starts.
+        crate::hostfile::open(ca, &crate::hostfile::CA_BUNDLE)?.ok_or_else(|| {
+            Error::Config(format!(
+                "NODE_EXTRA_CA_CERTS {} does not exist",
+                sanitize::clean(&ca.to_string_lossy())
+            ))
+        })?;
+    }
     let program = process::find_program(&settings.bw, FIXED_PATH).ok_or_else(|| Error::CommandInvoke {
         program: settings.bw.clone(),
         source: std::io::Error::new(
@@ -237,7 +246,10 @@ impl BwSession<'_> {
     /// Points bw at `BW_SERVER`, unless this app-data dir is already configured for it.
     fn configure_server(&mut self) -> Result<()> {
         let stamp = self.appdata.join(SERVER_STAMP);
-        let configured = std::fs::read_to_string(&stamp).ok();
+        let configured = crate::hostfile::read(&stamp, &crate::hostfile::OWN_FILE)
+            .ok()
+            .flatten()
+            .and_then(|bytes| String::from_utf8(bytes.to_vec()).ok());
         if configured.as_deref() == Some(self.credentials.server.as_str())
             && self.appdata.join("data.json").exists()
         {
