@@ -216,41 +216,71 @@ fn lexical(path: &Path) -> PathBuf {
     out
 }
 
-/// Whether `location` lies inside `place`; if so, the refusal.
-fn refusal(location: &Location, place: &JailPlace) -> Option<Error> {
-    let text = lexical(&location.path);
-    let trace = trace(&location.path);
-    let inside = |p: &Path| place.forms.iter().any(|j| p.starts_with(j));
-    let shown = clean(&location.path.to_string_lossy());
-    let how = if inside(&text) || inside(&trace.real) {
-        if trace.real == text || !inside(&trace.real) {
-            format!("{shown} lies inside")
-        } else {
-            format!("{shown} (which resolves to {}) lies inside", clean(&trace.real.to_string_lossy()))
-        }
-    } else {
-        let through = trace.visited.iter().find(|p| inside(p))?;
-        format!("{shown} passes through {}, inside", clean(&through.to_string_lossy()))
-    };
-    Some(Error::HostStateInJail {
-        setting: location.setting,
-        message: format!(
-            "{} {how} {}: a jail's root user (uid 0 there) could read or replace it, and {}; {}",
-            location.setting,
-            place.what,
-            location.why(),
-            location.fix()
-        ),
-    })
+/// A location with where it leads, worked out once for every place it is compared with.
+struct Traced<'a> {
+    location: &'a Location,
+    text: PathBuf,
+    trace: Trace,
 }
 
-/// Every refusal for `locations` against `places` (for `doctor`, which reports them all).
+impl Traced<'_> {
+    fn new(location: &Location) -> Traced<'_> {
+        Traced { location, text: lexical(&location.path), trace: trace(&location.path) }
+    }
+
+    /// Whether the location lies inside `place`; if so, the refusal.
+    fn refusal(&self, place: &JailPlace) -> Option<Error> {
+        let Traced { location, text, trace } = self;
+        let inside = |p: &Path| place.forms.iter().any(|j| p.starts_with(j));
+        let shown = clean(&location.path.to_string_lossy());
+        let how = if inside(text) || inside(&trace.real) {
+            if trace.real == *text || !inside(&trace.real) {
+                format!("{shown} lies inside")
+            } else {
+                format!("{shown} (which resolves to {}) lies inside", clean(&trace.real.to_string_lossy()))
+            }
+        } else {
+            let through = trace.visited.iter().find(|p| inside(p))?;
+            format!("{shown} passes through {}, inside", clean(&through.to_string_lossy()))
+        };
+        Some(Error::HostStateInJail {
+            setting: location.setting,
+            message: format!(
+                "{} {how} {}: a jail's root user (uid 0 there) could read or replace it, and {}; {}",
+                location.setting,
+                place.what,
+                location.why(),
+                location.fix()
+            ),
+        })
+    }
+}
+
+/// Whether `location` lies inside `place`; if so, the refusal.
+fn refusal(location: &Location, place: &JailPlace) -> Option<Error> {
+    Traced::new(location).refusal(place)
+}
+
+/// For each location inside one of `places`, the refusal for the first such place.
 pub fn refusals(locations: &[Location], places: &[JailPlace]) -> Vec<Error> {
-    locations.iter().filter_map(|l| places.iter().find_map(|p| refusal(l, p))).collect()
+    locations
+        .iter()
+        .filter_map(|l| {
+            let traced = Traced::new(l);
+            places.iter().find_map(|p| traced.refusal(p))
+        })
+        .collect()
 }
 
 fn first_refusal(locations: &[Location], places: &[JailPlace]) -> Result<()> {
-    locations.iter().find_map(|l| places.iter().find_map(|p| refusal(l, p))).map_or(Ok(()), Err)
+    refusals(locations, places).into_iter().next().map_or(Ok(()), Err)
+}
+
+/// The tenants' roots first (the more telling place), then the base.
+fn all_places(settings: &Settings, roots: &[(String, PathBuf)]) -> Vec<JailPlace> {
+    let mut places = tenant_places(roots);
+    places.push(JailPlace::base(settings));
+    places
 }
 
 /// Before the provider env is read: it must not lie inside the jail root base known so far
@@ -281,7 +311,7 @@ pub fn database_outside_base(settings: &Settings) -> bool {
 /// [`database_outside_base`] allowed opening it).
 pub fn database_outside_roots(settings: &Settings, store: &Store) -> bool {
     let db = Location { setting: "COLIBRI_DB", path: settings.db.clone() };
-    store.roots().is_ok_and(|roots| tenant_places(&roots).iter().all(|place| refusal(&db, place).is_none()))
+    store.roots().is_ok_and(|roots| refusals(&[db], &tenant_places(&roots)).is_empty())
 }
 
 /// The places of these tenants' roots (name, root as stored).
@@ -293,9 +323,7 @@ fn tenant_places(roots: &[(String, PathBuf)]) -> Vec<JailPlace> {
 /// registered ones, or what `tenant add|set` is about to register, so that a root containing
 /// host-side state is refused.
 pub fn check_roots(settings: &Settings, roots: &[(String, PathBuf)]) -> Result<()> {
-    let mut places = vec![JailPlace::base(settings)];
-    places.extend(tenant_places(roots));
-    first_refusal(&locations(settings), &places)
+    first_refusal(&locations(settings), &all_places(settings, roots))
 }
 
 /// Every host-side setting against the base and every registered tenant's root.
@@ -305,9 +333,7 @@ pub fn check_with_store(settings: &Settings, store: &Store) -> Result<()> {
 
 /// For `doctor`: every host-side setting inside the base or one of these roots, each reported.
 pub fn findings(settings: &Settings, roots: &[(String, PathBuf)]) -> Vec<Error> {
-    let mut places = vec![JailPlace::base(settings)];
-    places.extend(tenant_places(roots));
-    refusals(&locations(settings), &places)
+    refusals(&locations(settings), &all_places(settings, roots))
 }
 
 /// A jail's `jail.conf` (which lies under the jail root base by Bastille's design) must not lie

@@ -83,11 +83,16 @@ pub fn tenant(settings: &Settings, command: &TenantCommand) -> Result<u8> {
                 options: tenant::Options::default(),
             };
             apply_options(&mut t, options)?;
-            let mut store = Store::open_or_create(&settings.db)?;
-            // The new root must not contain host-side state, nor may any registered one.
-            let mut roots = store.roots()?;
+            // The new root must not contain host-side state, nor may any registered one;
+            // checked before a database is created.
+            let existing = Store::open_existing(&settings.db)?;
+            let mut roots = existing.as_ref().map(Store::roots).transpose()?.unwrap_or_default();
             roots.push((t.name.clone(), t.root.clone()));
             host_state::check_roots(settings, &roots)?;
+            let mut store = match existing {
+                Some(store) => store,
+                None => Store::open_or_create(&settings.db)?,
+            };
             store.insert(&t)?;
             eprintln!(
                 "colibri-vault: registered tenant {} (root {}, collection {})",

@@ -180,6 +180,7 @@ fn tenant_add_and_set_refuse_a_root_that_contains_host_side_state() {
     let root = host.base.join("web/root");
     let out = host.run(&["--state-dir", s(&state), "tenant", "add", "web", "--root", s(&root)]);
     out.expect(78).stderr_has("COLIBRI_STATE_DIR").stderr_has("of tenant web");
+    assert!(!host.db.exists(), "a refused tenant add created the database");
     let shop = host.tenant("shop", &[]);
     let out = host.run(&["--state-dir", s(&state), "tenant", "set", "shop", "--root", s(&root)]);
     out.expect(78).stderr_has("COLIBRI_STATE_DIR");
