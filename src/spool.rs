@@ -185,6 +185,27 @@ mod tests {
     }
 
     #[test]
+    fn a_fifo_planted_in_the_spool_is_never_waited_on() {
+        // On a thread with a watchdog: a regression hangs the reader, not the test suite.
+        let (done, finished) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let dir = tempfile::tempdir().unwrap();
+            let spool = Spool::new(&dir.path().join("run")).unwrap();
+            let mode = nix::sys::stat::Mode::from_bits_truncate(0o600);
+            let a = spool.register(&ticket("a")).unwrap();
+            nix::unistd::mkfifo(&spool.file(&a.id, "done"), mode).unwrap();
+            let answer = spool.answer(&a);
+            nix::unistd::mkfifo(&spool.file("00000000000000000000-1", "req"), mode).unwrap();
+            let claims: Vec<String> = spool.claim_all().into_iter().map(|c| c.ticket.jail).collect();
+            let _ = done.send((answer, claims));
+        });
+        let (answer, claims) =
+            finished.recv_timeout(Duration::from_secs(60)).expect("a FIFO in the spool hung its reader");
+        assert!(answer.is_none());
+        assert_eq!(claims, ["a"]);
+    }
+
+    #[test]
     fn a_withdrawn_request_is_not_claimed() {
         let dir = tempfile::tempdir().unwrap();
         let spool = Spool::new(&dir.path().join("run")).unwrap();
