@@ -45,6 +45,7 @@ pub const CREDENTIAL_KEYS: [&str; 5] =
     ["BW_CLIENTID", "BW_CLIENTSECRET", "BW_PASSWORD", "BW_SERVER", "NODE_EXTRA_CA_CERTS"];
 
 pub const DEFAULT_PROVIDER_ENV: &str = "/usr/local/etc/colibri/provider.env";
+pub const DEFAULT_JAIL_ROOT_BASE: &str = "/usr/local/bastille/jails";
 
 #[derive(Clone)]
 pub struct Settings {
@@ -156,7 +157,7 @@ impl Table<'_> {}
 impl Settings {
     /// Resolves every setting. `env` reads the process environment (injected for tests).
     pub fn resolve(flags: &Flags, env: &dyn Fn(&str) -> Option<OsString>) -> Result<Settings> {
-        Self::resolve_from(flags, env, true)
+        Self::resolve_from(flags, env, ProviderEnv::Credentials)
     }
 
     /// Settings from flags, environment and defaults only, for when the provider env itself is
@@ -165,21 +166,61 @@ impl Settings {
         flags: &Flags,
         env: &dyn Fn(&str) -> Option<OsString>,
     ) -> Result<Settings> {
-        Self::resolve_from(flags, env, false)
+        Self::resolve_from(flags, env, ProviderEnv::Skip)
+    }
+
+    /// Settings for a command that needs no credentials (`tenant …`, `status`, `jail …`): a
+    /// provider env that is too open to hold credentials still gives its `COLIBRI_*` settings
+    /// (it must not be writable by others, nor be a FIFO, device or planted link); its
+    /// credentials are dropped unread, and `warn` says what to fix.
+    pub fn resolve_settings_only(
+        flags: &Flags,
+        env: &dyn Fn(&str) -> Option<OsString>,
+        warn: &dyn Fn(&str),
+    ) -> Result<Settings> {
+        match Self::resolve(flags, env) {
+            Err(Error::InsecureFile { path, problem, fix }) => {
+                let settings = Self::resolve_from(flags, env, ProviderEnv::SettingsOnly)?;
+                if settings.provider_env == path {
+                    warn(&format!(
+                        "{} is {problem}; fix it with: {fix} (this command needs no credentials: its COLIBRI_* settings were used)",
+                        path.display()
+                    ));
+                    Ok(settings)
+                } else {
+                    Err(Error::InsecureFile { path, problem, fix })
+                }
+            }
+            other => other,
+        }
     }
 
     fn resolve_from(
         flags: &Flags,
         env: &dyn Fn(&str) -> Option<OsString>,
-        read_file: bool,
+        read: ProviderEnv,
     ) -> Result<Settings> {
         let provider_env = flags
             .provider_env
             .clone()
             .or_else(|| env("COLIBRI_PROVIDER_ENV").filter(|v| !v.is_empty()).map(PathBuf::from))
             .unwrap_or_else(|| PathBuf::from(DEFAULT_PROVIDER_ENV));
-        let (file, found) =
-            if read_file { load_provider_env(&provider_env)? } else { (BTreeMap::new(), false) };
+        let (file, found) = if read != ProviderEnv::Skip {
+            // A provider env inside a jail is refused before a byte of it is trusted.
+            let base = flags
+                .jail_root_base
+                .clone()
+                .or_else(|| env("COLIBRI_JAIL_ROOT_BASE").filter(|v| !v.is_empty()).map(PathBuf::from))
+                .unwrap_or_else(|| PathBuf::from(DEFAULT_JAIL_ROOT_BASE));
+            crate::host_state::check_provider_env(&provider_env, &base)?;
+            let (mut file, found) = load_provider_env(&provider_env, read)?;
+            if read == ProviderEnv::SettingsOnly {
+                file.retain(|key, _| !CREDENTIAL_KEYS.contains(&key.as_str()));
+            }
+            (file, found)
+        } else {
+            (BTreeMap::new(), false)
+        };
         let mut credentials = BTreeMap::new();
         let mut settings_from_file = BTreeMap::new();
         for (key, value) in file {
@@ -205,7 +246,7 @@ impl Settings {
             jail_root_base: normalize_dir(&table.path(
                 flags.jail_root_base.as_ref(),
                 "COLIBRI_JAIL_ROOT_BASE",
-                "/usr/local/bastille/jails",
+                DEFAULT_JAIL_ROOT_BASE,
             )?),
             state_dir: table.path(flags.state_dir.as_ref(), "COLIBRI_STATE_DIR", "/var/db/colibri")?,
             run_dir: table.path(flags.run_dir.as_ref(), "COLIBRI_RUN_DIR", "/var/run/colibri")?,
@@ -254,8 +295,23 @@ pub const SETTING_KEYS: [&str; 11] = [
     "BASTILLE_CONFIG",
 ];
 
-fn load_provider_env(path: &Path) -> Result<(BTreeMap<String, Secret>, bool)> {
-    let Some(bytes) = kvfile::read_private(path)? else {
+/// How much of the provider env a command reads.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum ProviderEnv {
+    /// All of it, credentials included: it must be private.
+    Credentials,
+    /// Its `COLIBRI_*` settings only: it must not be writable by others.
+    SettingsOnly,
+    Skip,
+}
+
+fn load_provider_env(path: &Path, read: ProviderEnv) -> Result<(BTreeMap<String, Secret>, bool)> {
+    let rules = if read == ProviderEnv::SettingsOnly {
+        &crate::hostfile::PROVIDER_ENV_SETTINGS
+    } else {
+        &crate::hostfile::PROVIDER_ENV
+    };
+    let Some(bytes) = kvfile::read_private(path, rules)? else {
         return Ok((BTreeMap::new(), false));
     };
     let mut map = BTreeMap::new();

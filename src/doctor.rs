@@ -6,16 +6,21 @@
 //! its Bastille hook lines (stage and `exec.timeout`), and whether the env file on disk is the
 //! one colibri-vault last wrote for it — a different file is what a cloned jail carries.
 
-use std::fmt::Write as _;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
-use crate::config::{Settings, SourceKind};
-use crate::error::Result;
+use crate::bastille;
+use crate::config::{Flags, Settings, SourceKind};
+use crate::error::{Error, Result};
 use crate::exit;
+use crate::host_state;
+use crate::hostfile;
 use crate::jailconf::{self, Hook, Stage};
 use crate::provision::{self, Request};
-use crate::sanitize::clean;
+use crate::sanitize::{clean, sanitize};
 use crate::tenant::{FRESH_OUTCOMES, Store, Tenant};
+
+/// Longest line doctor prints, in characters.
+const MAX_LINE: usize = 4096;
 
 #[derive(Default)]
 struct Findings {
@@ -24,59 +29,162 @@ struct Findings {
 }
 
 impl Findings {
+    // Every line is sanitized: it carries paths and names from the database, the environment,
+    // jail.conf files and the jails themselves.
+    fn line(&mut self, label: &str, what: &str) -> bool {
+        let line = format!("{label}{}\n", sanitize(what, MAX_LINE));
+        // The same finding reached two ways (e.g. a refused provider env) is shown once.
+        let new = !self.text.contains(&line);
+        if new {
+            self.text.push_str(&line);
+        }
+        new
+    }
     fn ok(&mut self, what: &str) {
-        let _ = writeln!(self.text, "ok       {what}");
+        self.line("ok       ", what);
     }
     fn warn(&mut self, what: &str) {
-        let _ = writeln!(self.text, "warning  {what}");
+        self.line("warning  ", what);
     }
     fn problem(&mut self, what: &str) {
-        self.problems += 1;
-        let _ = writeln!(self.text, "problem  {what}");
+        if self.line("problem  ", what) {
+            self.problems += 1;
+        }
+    }
+
+    fn finish(self) -> Result<u8> {
+        crate::output::print(&self.text)?;
+        Ok(if self.problems == 0 { exit::OK } else { exit::CONFIG })
     }
 }
 
 pub fn run(settings: &Settings) -> Result<u8> {
     let mut f = Findings::default();
     check_source(settings, &mut f);
-    match Store::open_existing(&settings.db) {
-        Ok(None) => f.warn(&format!(
-            "no tenant database at {} yet (colibri-vault tenant add creates it)",
-            settings.db.display()
-        )),
+    check_host(settings, &mut f);
+    f.finish()
+}
+
+/// The settings could not be resolved (e.g. the provider env is unusable): report why, then
+/// check everything else with the settings from flags, the environment and the defaults.
+pub fn run_unresolved(flags: &Flags, error: &Error) -> Result<u8> {
+    let mut f = Findings::default();
+    f.problem(&error.to_string());
+    let env = |key: &str| std::env::var_os(key);
+    match Settings::resolve_without_provider_env(flags, &env) {
+        Ok(settings) => {
+            f.warn("the checks below use flags, the environment and defaults only: the provider env was not read");
+            check_host(&settings, &mut f);
+        }
         Err(e) => f.problem(&e.to_string()),
-        Ok(Some(store)) => {
-            let tenants = match store.list() {
-                Ok(tenants) => tenants,
-                Err(e) => {
+    }
+    f.finish()
+}
+
+/// Host-side state, Bastille's layout, the database and every tenant.
+fn check_host(settings: &Settings, f: &mut Findings) {
+    let base_refusals = host_state::findings(settings, &[]);
+    let db_inside =
+        base_refusals.iter().any(|e| matches!(e, Error::HostStateInJail { setting: "COLIBRI_DB", .. }));
+    let jailsdir = check_bastille(settings, f);
+    let store = if db_inside {
+        for e in &base_refusals {
+            f.problem(&e.to_string());
+        }
+        f.warn(&format!(
+            "the tenant database {} was not opened: it lies inside a jail",
+            settings.db.display()
+        ));
+        return;
+    } else {
+        match Store::open_existing(&settings.db) {
+            Ok(store) => store,
+            Err(e) => {
+                for e in &base_refusals {
                     f.problem(&e.to_string());
-                    Vec::new()
                 }
-            };
-            f.ok(&format!("tenant database {} ({} tenants)", settings.db.display(), tenants.len()));
-            let jailsdir = jailconf::bastille_jailsdir(&settings.bastille_config);
-            let roots = store.roots().unwrap_or_default();
-            for tenant in &tenants {
-                match tenant {
-                    Ok(tenant) => {
-                        if let Some(other) =
-                            crate::tenant::overlapping_root(&tenant.name, &tenant.root, &roots)
-                        {
-                            f.problem(&format!(
-                                "{}: its root is, contains or lies inside the root of tenant {}: give each tenant a root of its own (colibri-vault tenant set)",
-                                clean(&tenant.name),
-                                clean(other)
-                            ));
-                        }
-                        check_tenant(settings, &store, tenant, jailsdir.as_deref().ok(), &mut f);
-                    }
-                    Err(e) => f.problem(&e.to_string()),
-                }
+                f.problem(&e.to_string());
+                return;
             }
         }
+    };
+    let Some(store) = store else {
+        for e in &base_refusals {
+            f.problem(&e.to_string());
+        }
+        f.warn(&format!(
+            "no tenant database at {} yet (colibri-vault tenant add creates it)",
+            settings.db.display()
+        ));
+        return;
+    };
+    let roots = match store.roots() {
+        Ok(roots) => roots,
+        Err(e) => {
+            f.problem(&e.to_string());
+            Vec::new()
+        }
+    };
+    let refusals = host_state::findings(settings, &roots);
+    if refusals.is_empty() {
+        f.ok("no host-side state (provider env, database, state, run and secrets dirs, bastille.conf, bw, CA bundle) lies inside the jail root base or a tenant's root");
     }
-    crate::output::print(&f.text)?;
-    Ok(if f.problems == 0 { exit::OK } else { exit::CONFIG })
+    for e in &refusals {
+        f.problem(&e.to_string());
+    }
+    let tenants = match store.list() {
+        Ok(tenants) => tenants,
+        Err(e) => {
+            f.problem(&e.to_string());
+            Vec::new()
+        }
+    };
+    f.ok(&format!("tenant database {} ({} tenants)", settings.db.display(), tenants.len()));
+    for tenant in &tenants {
+        match tenant {
+            Ok(tenant) => {
+                if let Some(other) = crate::tenant::overlapping_root(&tenant.name, &tenant.root, &roots) {
+                    f.problem(&format!(
+                        "{}: its root is, contains or lies inside the root of tenant {}: give each tenant a root of its own (colibri-vault tenant set)",
+                        clean(&tenant.name),
+                        clean(other)
+                    ));
+                }
+                check_tenant(settings, &store, tenant, &roots, jailsdir.as_deref(), f);
+            }
+            Err(e) => f.problem(&e.to_string()),
+        }
+    }
+}
+
+/// `bastille.conf`: read safely, and its jails directory compared with the jail root base.
+/// Returns the jails directory when Bastille's settings could be read.
+fn check_bastille(settings: &Settings, f: &mut Findings) -> Option<std::path::PathBuf> {
+    let config = &settings.bastille_config;
+    if std::fs::symlink_metadata(config).is_err() {
+        f.ok(&format!(
+            "no Bastille settings at {} (Bastille's default jails directory {} assumed)",
+            config.display(),
+            bastille::DEFAULT_JAILSDIR
+        ));
+        return Some(bastille::DEFAULT_JAILSDIR.into());
+    }
+    match bastille::jailsdir(config) {
+        Ok(jailsdir) => {
+            match bastille::base_finding(&settings.jail_root_base, &jailsdir, config) {
+                Some(warning) => f.warn(&warning),
+                None => f.ok(&format!(
+                    "COLIBRI_JAIL_ROOT_BASE is Bastille's jails directory {}",
+                    jailsdir.display()
+                )),
+            }
+            Some(jailsdir)
+        }
+        Err(e) => {
+            f.problem(&format!("Bastille's settings: {e}"));
+            None
+        }
+    }
 }
 
 fn check_source(settings: &Settings, f: &mut Findings) {
@@ -117,22 +225,28 @@ fn check_tenant(
     settings: &Settings,
     store: &Store,
     tenant: &Tenant,
+    roots: &[(String, PathBuf)],
     jailsdir: Option<&Path>,
     f: &mut Findings,
 ) {
     let name = clean(&tenant.name);
-    let root = match provision::check_root(settings, tenant, &Request::named(&tenant.name)) {
+    match provision::check_root(settings, tenant, &Request::named(&tenant.name)) {
         Ok((root, _)) => {
             f.ok(&format!("{name}: root {} is usable", root.display()));
-            root
+            check_env_file(store, tenant, &root, f);
         }
-        Err(e) => {
-            f.problem(&format!("{name}: {e}"));
-            return;
-        }
-    };
+        Err(e) => f.problem(&format!("{name}: {e}")),
+    }
+    if let Some(jailsdir) = jailsdir {
+        check_jail_conf(settings, tenant, roots, jailsdir, f);
+    }
+}
+
+/// Whether the env file on disk is the one colibri-vault last wrote for this tenant.
+fn check_env_file(store: &Store, tenant: &Tenant, root: &Path, f: &mut Findings) {
+    let name = clean(&tenant.name);
     let last = store.last_log(&tenant.name, Some(&FRESH_OUTCOMES)).ok().flatten();
-    match (crate::safe_write::read(&root, &tenant.options.env_path), last) {
+    match (crate::safe_write::read(root, &tenant.options.env_path), last) {
         (Ok(Some(bytes)), Some(last)) if last.content_hash.as_deref() != Some(&crate::envfile::sha256_hex(&bytes)) => {
             f.warn(&format!(
                 "{name}: {} differs from what colibri-vault last wrote for this tenant (edited, or a cloned jail carrying another tenant's file?); run: colibri-vault provision {name}",
@@ -146,11 +260,36 @@ fn check_tenant(
         (Err(e), _) => f.problem(&format!("{name}: {e}")),
         _ => {}
     }
-    let Some(jailsdir) = jailsdir else { return };
+}
+
+/// The tenant's Bastille jail.conf: where it is, the hook lines, `exec.timeout`, and its `path`
+/// against the registered root.
+fn check_jail_conf(
+    settings: &Settings,
+    tenant: &Tenant,
+    roots: &[(String, PathBuf)],
+    jailsdir: &Path,
+    f: &mut Findings,
+) {
+    let name = clean(&tenant.name);
     let Ok(path) = jailconf::jail_conf_path(jailsdir, &tenant.name) else { return };
-    let Ok(text) = std::fs::read_to_string(&path) else {
-        f.warn(&format!("{name}: no Bastille jail.conf at {} (hooks set up another way?)", path.display()));
+    if let Err(e) = host_state::check_jail_conf(&path, roots) {
+        f.problem(&format!("{name}: {e}"));
         return;
+    }
+    let text = match hostfile::read(&path, &hostfile::JAIL_CONF) {
+        Ok(Some(bytes)) => String::from_utf8_lossy(&bytes).into_owned(),
+        Ok(None) => {
+            f.warn(&format!(
+                "{name}: no Bastille jail.conf at {} (hooks set up another way?)",
+                path.display()
+            ));
+            return;
+        }
+        Err(e) => {
+            f.problem(&format!("{name}: {e}"));
+            return;
+        }
     };
     match jailconf::inspect(&text, &tenant.name) {
         Err(e) => f.warn(&format!("{name}: {}: {e}", path.display())),
@@ -172,6 +311,19 @@ fn check_tenant(
                     "{name}: no exec.timeout in {}: jail(8) waits for hooks forever; colibri-vault's own deadlines are COLIBRI_LOCK_TIMEOUT plus COLIBRI_BW_TIMEOUT per bw call",
                     path.display()
                 ));
+            }
+            let warnings = bastille::jail_findings(
+                &path,
+                &tenant.name,
+                &found.path,
+                &settings.jail_root_base,
+                Some(&tenant.root),
+            );
+            if warnings.is_empty() && matches!(found.path, jailconf::JailPath::Literal(_)) {
+                f.ok(&format!("{name}: the path in {} is the registered root", path.display()));
+            }
+            for warning in warnings {
+                f.warn(&warning);
             }
         }
     }

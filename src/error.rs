@@ -96,6 +96,9 @@ pub enum Error {
 
     #[error("could not write to standard output: {0}")]
     Output(io::Error),
+    /// A host-side path (named by `setting`) inside the jail root base or a tenant's root.
+    #[error("{message}")]
+    HostStateInJail { setting: &'static str, message: String },
 }
 
 impl Error {
@@ -116,7 +119,8 @@ impl Error {
             | Error::ReadFile { .. }
             | Error::CreateDir { .. }
             | Error::Database { .. }
-            | Error::BadRow { .. } => exit::CONFIG,
+            | Error::BadRow { .. }
+            | Error::HostStateInJail { .. } => exit::CONFIG,
             Error::Interrupted(signal) => exit::for_signal(*signal),
             Error::ServedByOther { code, .. } => *code,
             Error::OutputClosed => exit::BROKEN_PIPE,
@@ -191,6 +195,7 @@ mod tests {
             (Error::db(&p, "locked"), 78),
             (Error::DatabaseBusy { path: p.clone(), seconds: 10 }, 75),
             (Error::BadRow { path: p.clone(), tenant: s(), problem: s() }, 78),
+            (Error::HostStateInJail { setting: "COLIBRI_DB", message: s() }, 78),
             (Error::Interrupted(libc::SIGTERM), 143),
             (Error::ServedByOther { code: 65, message: s() }, 65),
             (Error::OutputClosed, 141),

@@ -14,12 +14,13 @@
 //! with 128 + the signal, whatever the policy: it was told to stop.
 
 use std::ffi::OsStr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use crate::cli::HookCommand;
 use crate::config::Settings;
 use crate::error::{Error, Result};
 use crate::exit;
+use crate::host_state;
 use crate::logging::Log;
 use crate::provision::{self, Ctx, Options, Request, Trigger};
 use crate::sanitize::clean;
@@ -86,20 +87,25 @@ pub fn settings_failed(
     let env = |key: &str| std::env::var_os(key);
     let policy = Settings::resolve_without_provider_env(flags, &env)
         .ok()
-        .and_then(|settings| stored_policy(&settings.db, &name));
+        .and_then(|settings| stored_policy(&settings, &name));
     match policy {
         None => Ok(exit::OK),
         Some(policy) => Ok(apply_policy(log, &name, stage, policy, error.exit_code())),
     }
 }
 
-/// The tenant's failure policy as stored, read with as little as possible; `None` when there is
-/// no database, no such tenant, or nothing readable.
-fn stored_policy(db: &Path, name: &str) -> Option<FailurePolicy> {
-    if std::fs::symlink_metadata(db).is_err() {
+/// The tenant's failure policy as stored, read with as little as possible (read-only, no schema
+/// work); `None` when there is no database, no such tenant, nothing readable, or a database that
+/// lies inside a jail: its rows are the jail's to write, so they cannot decide anything.
+fn stored_policy(settings: &Settings, name: &str) -> Option<FailurePolicy> {
+    if std::fs::symlink_metadata(&settings.db).is_err() || !host_state::database_outside_base(settings) {
         return None;
     }
-    Store::read_policy(db, name)
+    let store = Store::open_read_only(&settings.db)?;
+    if !host_state::database_outside_roots(settings, &store) {
+        return None;
+    }
+    store.failure_policy(name)
 }
 
 /// Opens the tenant database for a hook. `Err(code)`: the hook ends with that status (0 unless
@@ -116,7 +122,7 @@ fn open_store(settings: &Settings, log: &Log, jail: &str, stage: Stage) -> std::
         }
         Err(e) => {
             log.error(&format!("jail {jail}: could not use the tenant database: {e}"));
-            if let Some(policy) = stored_policy(&settings.db, jail) {
+            if let Some(policy) = stored_policy(settings, jail) {
                 Err(apply_policy(log, jail, stage, policy, e.exit_code()))
             } else {
                 log.error(&format!(
@@ -134,6 +140,9 @@ fn start(settings: &Settings, log: &Log, request: Request, trigger: Trigger) -> 
         Ok(store) => store,
         Err(code) => return code,
     };
+    if let Err(e) = host_state::check_with_store(settings, &store) {
+        return state_in_jail(log, settings, &jail, Stage::Start, &e);
+    }
     let opts = Options { trigger, dry_run: false, use_freshness: true };
     let run = provision::run(&Ctx { settings, log }, &mut store, &[request], opts);
     let Some(report) = run.reports.into_iter().next() else {
@@ -145,6 +154,17 @@ fn start(settings: &Settings, log: &Log, request: Request, trigger: Trigger) -> 
     };
     let policy = policy_of(&store, &jail, report.tenant.as_ref());
     apply_policy(log, &report.jail, Stage::Start, policy, code)
+}
+
+/// Host-side state found inside a tenant's root once the database was open: nothing runs, and
+/// the hook exits as this jail's tenant asked (a jail without a tenant is never blocked; a
+/// database that is itself inside a jail cannot be trusted for that answer).
+fn state_in_jail(log: &Log, settings: &Settings, jail: &str, stage: Stage, error: &Error) -> u8 {
+    log.error(&format!("jail {jail}: {error}"));
+    match stored_policy(settings, jail) {
+        Some(policy) => apply_policy(log, jail, stage, policy, error.exit_code()),
+        None => exit::OK,
+    }
 }
 
 /// The tenant's policy; for a row that could not be used as a whole, the policy stored in it.
@@ -204,6 +224,9 @@ fn stop(settings: &Settings, log: &Log, name: &str, path: Option<&PathBuf>) -> u
         Ok(store) => store,
         Err(code) => return code,
     };
+    if let Err(e) = host_state::check_with_store(settings, &store) {
+        return state_in_jail(log, settings, name, Stage::Stop, &e);
+    }
     let tenant = match store.get(name) {
         Ok(Some(tenant)) => tenant,
         Ok(None) => return exit::OK,

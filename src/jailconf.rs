@@ -20,23 +20,11 @@
 //!   strings, comments or variables, a parameter without its `;`.
 //!
 //! Not for: expanding variables or deciding what jail(8) will run; `.include`d files are not
-//! followed (Bastille does not use them).
-//!
-//! [`bastille_jailsdir`] is the one function that runs a program: Bastille's `bastille.conf` is a
-//! sourced sh file (values refer to each other, e.g. `"${bastille_prefix}/jails"`), so `/bin/sh`
-//! reads it, as Bastille's own rc.d script does.
+//! followed (Bastille does not use them). Reading Bastille's own settings is `bastille`'s job.
 
 use std::fmt;
-use std::fs;
-use std::io;
-use std::os::unix::ffi::OsStringExt;
-use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 use std::str::FromStr;
-
-/// Where Bastille keeps its jails when `bastille.conf` does not say (its shipped default).
-pub const DEFAULT_JAILSDIR: &str = "/usr/local/bastille/jails";
 
 /// The jail(8) parameter that runs our stop hook.
 const STOP_PARAM: &str = "exec.poststop";
@@ -138,6 +126,20 @@ pub struct HookLine {
 pub struct Inspection {
     pub hooks: Vec<HookLine>,
     pub notes: Vec<String>,
+    /// The block's `path` (what jail(8) passes to the hook as `${path}`).
+    pub path: JailPath,
+}
+
+/// The `path` parameter of a jail's block.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum JailPath {
+    /// The block does not set it.
+    #[default]
+    Unset,
+    /// One literal value, escapes decoded.
+    Literal(String),
+    /// A value only jail(8) can work out (variables, `+=`, a list): the statement's text.
+    Computed(String),
 }
 
 /// Why a jail.conf (or Bastille's settings) could not be used. Line numbers are 1-based; the
@@ -189,24 +191,6 @@ pub enum JailConfError {
          and `.`, not starting with `.` or `-`"
     )]
     InvalidJailName { name: String },
-
-    #[error("could not read Bastille's settings {path}: {source}")]
-    ReadBastilleConfig { path: PathBuf, source: io::Error },
-
-    #[error(
-        "refusing to source {path}: it is writable by group or others (mode {mode:04o}); \
-         fix it with: chmod go-w {path}"
-    )]
-    InsecureBastilleConfig { path: PathBuf, mode: u32 },
-
-    #[error("could not start /bin/sh to read {path}: {source}")]
-    ShellInvoke { path: PathBuf, source: io::Error },
-
-    #[error("/bin/sh could not read {path} ({status}): {stderr}")]
-    ShellStatus { path: PathBuf, status: String, stderr: String },
-
-    #[error("{path} sets bastille_jailsdir to {value:?}, which is not an absolute path")]
-    RelativeJailsdir { path: PathBuf, value: String },
 }
 
 fn join_lines(lines: &[usize]) -> String {
@@ -296,7 +280,7 @@ pub fn inspect(text: &str, jail: &str) -> Result<Inspection, JailConfError> {
         .into_iter()
         .map(|o| HookLine { hook: o.hook, sbin: o.sbin, line: o.line, effective: o.effective })
         .collect();
-    Ok(Inspection { hooks, notes: block.foreign_notes(text, &conf.toks) })
+    Ok(Inspection { hooks, notes: block.foreign_notes(text, &conf.toks), path: block.path(text, &conf.toks) })
 }
 
 /// `<jailsdir>/<jail>/jail.conf`, after checking that `jail` is a plain name (it becomes a path
@@ -311,71 +295,6 @@ pub fn jail_conf_path(jailsdir: &Path, jail: &str) -> Result<PathBuf, JailConfEr
         return Err(JailConfError::InvalidJailName { name: jail.to_owned() });
     }
     Ok(jailsdir.join(jail).join("jail.conf"))
-}
-
-/// Bastille's jails directory (`bastille_jailsdir`) as set in `bastille.conf` at `config`, read by
-/// sourcing the file with `/bin/sh` in an empty environment. A missing file, or one that leaves
-/// the variable empty, means Bastille's default [`DEFAULT_JAILSDIR`]. The file runs as the caller
-/// (root), so one that group or others may write is refused.
-pub fn bastille_jailsdir(config: &Path) -> Result<PathBuf, JailConfError> {
-    let meta = match fs::metadata(config) {
-        Ok(meta) => meta,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => {
-            return Ok(PathBuf::from(DEFAULT_JAILSDIR));
-        }
-        Err(source) => {
-            return Err(JailConfError::ReadBastilleConfig { path: config.to_owned(), source });
-        }
-    };
-    let mode = meta.permissions().mode() & 0o7777;
-    if mode & 0o022 != 0 {
-        return Err(JailConfError::InsecureBastilleConfig { path: config.to_owned(), mode });
-    }
-    // `.` searches PATH for a name without a slash.
-    let arg = if config.is_absolute() { config.to_owned() } else { Path::new(".").join(config) };
-    let output = Command::new("/bin/sh")
-        .arg("-c")
-        .arg(r#". "$1"; printf %s "$bastille_jailsdir""#)
-        .arg("sh")
-        .arg(&arg)
-        .env_clear()
-        .env("PATH", "/bin:/usr/bin:/sbin:/usr/sbin")
-        .stdin(Stdio::null())
-        .output()
-        .map_err(|source| JailConfError::ShellInvoke { path: config.to_owned(), source })?;
-    if !output.status.success() {
-        return Err(JailConfError::ShellStatus {
-            path: config.to_owned(),
-            status: output.status.to_string(),
-            stderr: short_text(&output.stderr),
-        });
-    }
-    if output.stdout.is_empty() {
-        return Ok(PathBuf::from(DEFAULT_JAILSDIR));
-    }
-    let dir = PathBuf::from(std::ffi::OsString::from_vec(output.stdout));
-    if !dir.is_absolute() {
-        return Err(JailConfError::RelativeJailsdir {
-            path: config.to_owned(),
-            value: dir.to_string_lossy().into_owned(),
-        });
-    }
-    Ok(dir)
-}
-
-/// A short, single-line, printable rendering of a child's stderr for an error message.
-fn short_text(bytes: &[u8]) -> String {
-    const MAX: usize = 300;
-    let text = String::from_utf8_lossy(bytes);
-    let mut out: String =
-        text.trim().chars().map(|c| if c.is_control() { ' ' } else { c }).take(MAX).collect();
-    if text.trim().chars().count() > MAX {
-        out.push('…');
-    }
-    if out.is_empty() {
-        out.push_str("no message");
-    }
-    out
 }
 
 fn check_sbin(sbin: &str) -> Result<&str, JailConfError> {
@@ -974,6 +893,28 @@ impl Block {
             .collect()
     }
 
+    /// The block's last `path` statement, as far as it can be read without jail(8).
+    fn path(&self, text: &str, toks: &[Tok]) -> JailPath {
+        let Some(last) = self.params.iter().rev().find(|p| p.name.as_deref() == Some("path")) else {
+            return JailPath::Unset;
+        };
+        let computed = || JailPath::Computed(text[last.start..last.end].to_owned());
+        let [(from, to)] = last.values.as_slice() else {
+            return computed();
+        };
+        if last.op == Op::Append {
+            return computed();
+        }
+        let mut value = String::new();
+        for tok in &toks[*from..*to] {
+            match literal(text, tok) {
+                Some(piece) => value.push_str(&piece),
+                None => return computed(),
+            }
+        }
+        JailPath::Literal(value)
+    }
+
     /// Notes about other statements in the block that run colibri-vault too.
     fn foreign_notes(&self, text: &str, toks: &[Tok]) -> Vec<String> {
         self.params
@@ -1080,6 +1021,26 @@ mod tests {
 
     fn enable_ok(text: &str, jail: &str, stage: Stage, stop: bool) -> Edit {
         enable(text, jail, stage, stop, SBIN).expect("enable")
+    }
+
+    #[test]
+    fn the_block_path_is_read_as_jail8_would_pass_it() {
+        assert_eq!(
+            inspect(STANDARD, "web").unwrap().path,
+            JailPath::Literal("/usr/local/bastille/jails/web/root".into())
+        );
+        let cases = [
+            ("j { path = \"/a b/\\x41\"; }", JailPath::Literal("/a b/A".into())),
+            ("j { path = '/x'; path = /y; }", JailPath::Literal("/y".into())),
+            ("j { path = /x/\"$name\"; }", JailPath::Computed("path = /x/\"$name\";".into())),
+            ("j { path = \"/x/${name}\"; }", JailPath::Computed("path = \"/x/${name}\";".into())),
+            ("j { path = /x; path += /y; }", JailPath::Computed("path += /y;".into())),
+            ("j { path = /x, /y; }", JailPath::Computed("path = /x, /y;".into())),
+            ("j { host.hostname = j; }", JailPath::Unset),
+        ];
+        for (text, expected) in cases {
+            assert_eq!(inspect(text, "j").unwrap().path, expected, "{text}");
+        }
     }
 
     #[test]
@@ -1393,39 +1354,5 @@ mod tests {
         for bad in ["", ".", "..", "a/b", "../x", ".hidden", "-x", "a..b", "a b", "é"] {
             assert!(jail_conf_path(base, bad).is_err(), "{bad:?}");
         }
-    }
-
-    #[test]
-    fn bastille_jailsdir_sources_the_settings_file() {
-        let dir = tempfile::tempdir().unwrap();
-        let conf = dir.path().join("bastille.conf");
-        fs::write(
-            &conf,
-            "bastille_prefix=\"/tank/bastille\"   ## default\n\
-             bastille_jailsdir=\"${bastille_prefix}/jails\"\n\
-             [ -n \"$nothing\" ] && echo never\n",
-        )
-        .unwrap();
-        fs::set_permissions(&conf, fs::Permissions::from_mode(0o644)).unwrap();
-        assert_eq!(bastille_jailsdir(&conf).unwrap(), Path::new("/tank/bastille/jails"));
-
-        let missing = dir.path().join("absent.conf");
-        assert_eq!(bastille_jailsdir(&missing).unwrap(), Path::new(DEFAULT_JAILSDIR));
-
-        fs::write(&conf, "bastille_prefix=/x\n").unwrap();
-        assert_eq!(bastille_jailsdir(&conf).unwrap(), Path::new(DEFAULT_JAILSDIR));
-
-        fs::write(&conf, "bastille_jailsdir=relative/jails\n").unwrap();
-        let err = bastille_jailsdir(&conf).unwrap_err();
-        assert!(matches!(err, JailConfError::RelativeJailsdir { .. }), "{err}");
-
-        fs::write(&conf, "if then fi (\n").unwrap();
-        let err = bastille_jailsdir(&conf).unwrap_err();
-        assert!(matches!(err, JailConfError::ShellStatus { .. }), "{err}");
-
-        fs::write(&conf, "bastille_jailsdir=/j\n").unwrap();
-        fs::set_permissions(&conf, fs::Permissions::from_mode(0o664)).unwrap();
-        let err = bastille_jailsdir(&conf).unwrap_err();
-        assert!(err.to_string().contains("chmod go-w"), "{err}");
     }
 }

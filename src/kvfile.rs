@@ -1,8 +1,9 @@
 //! The `KEY=value` files colibri-vault reads, and the one grammar every such text is read with.
 //!
 //! The provider env and the `dir` source's secrets hold credentials, so both must be private: a
-//! regular file owned by the running uid with no group or other access (checked on the opened
-//! descriptor, not the name).
+//! regular file owned by the running uid with no group or other access, opened without blocking
+//! and checked on the opened descriptor, not the name (`hostfile`; a secrets file is never
+//! reached through a link).
 //!
 //! The grammar ([`assignments`]) is what `/bin/sh` reads as one assignment per statement,
 //! without any expansion: `NAME=word` or `export NAME=word`, blank lines and `#` comments, where
@@ -22,14 +23,12 @@
 //! The same grammar reads our own `sh` and `dotenv` output back before a rename
 //! (`envfile::parse`) and Secure Note lines ([`Dialect::Note`]), so there is no second parser.
 
-use std::fs::File;
-use std::io::Read;
-use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 use zeroize::Zeroizing;
 
 use crate::error::{Error, Result};
+use crate::hostfile;
 use crate::secret::Secret;
 
 /// One assignment, with the line it starts on (for messages).
@@ -39,55 +38,11 @@ pub struct Assignment {
     pub line: usize,
 }
 
-/// Reads `path` if it exists and is private; `Ok(None)` if it does not exist.
-pub fn read_private(path: &Path) -> Result<Option<zeroize::Zeroizing<Vec<u8>>>> {
-    let mut file = match File::open(path) {
-        Ok(file) => file,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(source) => {
-            return Err(Error::ReadFile { path: path.to_owned(), source });
-        }
-    };
-    let meta = file.metadata().map_err(|source| Error::ReadFile { path: path.to_owned(), source })?;
-    check_private(path, meta.is_file(), meta.uid(), meta.mode())?;
-    let mut bytes = zeroize::Zeroizing::new(Vec::new());
-    file.read_to_end(&mut bytes).map_err(|source| Error::ReadFile { path: path.to_owned(), source })?;
-    Ok(Some(bytes))
-}
-
-/// Refuses a credentials file that is not a regular file owned by us without group/other access.
-pub fn check_private(path: &Path, is_file: bool, uid: u32, mode: u32) -> Result<()> {
-    let me = nix::unistd::geteuid().as_raw();
-    let shown = path.display();
-    if !is_file {
-        return Err(Error::InsecureFile {
-            path: path.to_owned(),
-            problem: "not a regular file".into(),
-            fix: format!("replace it with a regular file: rm {shown} && touch {shown} && chmod 600 {shown}"),
-        });
-    }
-    if uid != me {
-        return Err(Error::InsecureFile {
-            path: path.to_owned(),
-            problem: format!("owned by uid {uid}, not by the user running colibri-vault (uid {me})"),
-            fix: format!("chown {} {shown}", user_name(me)),
-        });
-    }
-    if mode & 0o077 != 0 {
-        return Err(Error::InsecureFile {
-            path: path.to_owned(),
-            problem: format!("accessible by group or others (mode {:04o})", mode & 0o7777),
-            fix: format!("chmod 600 {shown}"),
-        });
-    }
-    Ok(())
-}
-
-fn user_name(uid: u32) -> String {
-    nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(uid))
-        .ok()
-        .flatten()
-        .map_or_else(|| uid.to_string(), |u| u.name)
+/// Reads `path` if it exists and is private under `rules` (`hostfile::PROVIDER_ENV` or
+/// `hostfile::SECRETS_FILE`); `Ok(None)` if it does not exist. Opened without blocking, checked
+/// on the opened descriptor (see `hostfile`).
+pub fn read_private(path: &Path, rules: &hostfile::Rules) -> Result<Option<zeroize::Zeroizing<Vec<u8>>>> {
+    hostfile::read(path, rules)
 }
 
 /// Parses the file's bytes as sh assignments. `file` is used in messages only.
@@ -253,12 +208,17 @@ impl Assignments<'_> {
                 }
                 (physical[..len].to_owned(), len)
             }
-            // A note key is normalized as an item name is (DESIGN.md step 4): `db password`,
-            // `API-KEY` and `app.port` give `db_password`, `API_KEY` and `app_port`.
+            // A note key's dashes and dots become `_` as in item names (DESIGN.md step 4):
+            // `API-KEY` and `app.port` give `API_KEY` and `app_port`. Not its inner spaces: text
+            // with spaces before an `=` is prose or a token more likely than a name, and a name
+            // is logged (`Authorization Bearer x=…` must not become a logged name).
             Dialect::Note => {
                 let len = physical.find('=').ok_or(NOT_A_NOTE_LINE)?;
-                let key = normalize_name(physical[..len].trim_end_matches([' ', '\t'])).ok_or(BAD_NAME)?;
-                (key, len)
+                let raw = physical[..len].trim_end_matches([' ', '\t']);
+                if raw.contains([' ', '\t']) {
+                    return Err(BAD_NAME);
+                }
+                (normalize_name(raw).ok_or(BAD_NAME)?, len)
             }
         };
         self.pos += len + 1;
@@ -544,8 +504,8 @@ mod tests {
                 Err((6, TRAILING_TEXT)),
                 Ok(7),
                 Err((8, STARTS_WITH_EQUALS)),
-                // Note keys are normalized like item names (DESIGN.md step 4).
-                Ok(9),
+                // A key with a space is refused; dashes become '_' (DESIGN.md step 4).
+                Err((9, BAD_NAME)),
                 Ok(10),
                 Err((11, EMPTY_NOTE_VALUE)),
             ]
@@ -567,18 +527,5 @@ mod tests {
                 }
             }
         });
-    }
-
-    #[test]
-    fn private_file_rules() {
-        let me = nix::unistd::geteuid().as_raw();
-        let p = Path::new("/p.env");
-        assert!(check_private(p, true, me, 0o100_600).is_ok());
-        let e = check_private(p, true, me, 0o100_644).unwrap_err();
-        assert_eq!(e.exit_code(), 77);
-        assert!(e.to_string().contains("chmod 600 /p.env"), "{e}");
-        let e = check_private(p, true, me + 1, 0o100_600).unwrap_err();
-        assert!(e.to_string().contains("chown "), "{e}");
-        assert!(check_private(p, false, me, 0o040_700).is_err());
     }
 }

@@ -4,6 +4,7 @@
 //! releasing the host lock, ending a `bw` session) runs before the process exits, after a
 //! signal or a panic too.
 
+pub mod bastille;
 pub mod bug;
 pub mod bw;
 pub mod cli;
@@ -16,6 +17,8 @@ pub mod error;
 pub mod exit;
 pub mod harden;
 pub mod hook;
+pub mod host_state;
+pub mod hostfile;
 pub mod jail;
 pub mod jailconf;
 pub mod kvfile;
@@ -126,13 +129,27 @@ fn execute(cli: &Cli, log: &Log) -> Result<u8> {
     harden::harden()?;
     harden::refuse_inside_jail()?;
     let env = |key: &str| std::env::var_os(key);
-    let settings = match Settings::resolve(&cli.settings.to_flags(), &env) {
+    // Host-side state never inside a jail (tenants' roots: once the database is open); doctor
+    // reports that itself, with everything else.
+    let flags = cli.settings.to_flags();
+    let needs_credentials = matches!(cli.command, Command::Provision(_) | Command::Hook(_) | Command::Doctor);
+    let resolved = if needs_credentials {
+        Settings::resolve(&flags, &env)
+    } else {
+        Settings::resolve_settings_only(&flags, &env, &|warning| log.warn(warning))
+    };
+    let resolved = resolved.and_then(|s| match cli.command {
+        Command::Doctor => Ok(s),
+        _ => host_state::check_settings(&s).map(|()| s),
+    });
+    let settings = match resolved {
         Ok(settings) => settings,
         // A hook still answers through the tenant's failure policy (DESIGN.md "Entry points").
         Err(e) => match &cli.command {
             Command::Hook(command) => {
                 return hook::settings_failed(&cli.settings.to_flags(), log, command, &e);
             }
+            Command::Doctor => return doctor::run_unresolved(&cli.settings.to_flags(), &e),
             _ => return Err(e),
         },
     };

@@ -3,7 +3,9 @@
 //! Several jails may start at once, and a second `bw unlock` invalidates the first session's
 //! key, so only one process may run a vault session at a time. The lock is flock(2) on
 //! `$COLIBRI_RUN_DIR/vault.lock`: released by the kernel when the holder exits, however it
-//! exits. The waiting loop, with its deadline (`COLIBRI_LOCK_TIMEOUT`), is in `provision`.
+//! exits. The file is opened without following a link and without blocking, and must be a
+//! private regular file of ours. The waiting loop, with its deadline (`COLIBRI_LOCK_TIMEOUT`), is
+//! in `provision`.
 
 use std::fs::File;
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
@@ -62,9 +64,12 @@ impl HostLock {
             .create(true)
             .truncate(false)
             .mode(0o600)
-            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+            // Non-blocking: a FIFO planted at the name cannot make the open wait.
+            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC | libc::O_NONBLOCK)
             .open(&path)
             .map_err(|source| Error::ReadFile { path: path.clone(), source })?;
+        let meta = file.metadata().map_err(|source| Error::ReadFile { path: path.clone(), source })?;
+        crate::hostfile::check(&path, &crate::hostfile::OWN_FILE, meta.uid(), meta.mode())?;
         match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
             Ok(lock) => Ok(Some(HostLock { _lock: lock })),
             Err((_, nix::errno::Errno::EWOULDBLOCK)) => Ok(None),

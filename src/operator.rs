@@ -8,10 +8,13 @@ use std::fmt::Write as _;
 
 use serde::Serialize;
 
+use crate::bastille;
 use crate::cli::{JailCommand, ProvisionArgs, TenantCommand, TenantOptions};
 use crate::config::Settings;
 use crate::error::{Error, Result};
 use crate::exit;
+use crate::host_state;
+use crate::hostfile;
 use crate::jailconf::{self, Stage};
 use crate::logging::Log;
 use crate::output;
@@ -20,13 +23,24 @@ use crate::sanitize::clean;
 use crate::tenant::{self, RawTenant, Store, Tenant};
 use rusqlite::types::Value;
 
+/// The tenant database if it exists, once no host-side state lies inside a tenant's root.
+fn open_store(settings: &Settings) -> Result<Option<Store>> {
+    let store = Store::open_existing(&settings.db)?;
+    if let Some(store) = &store {
+        host_state::check_with_store(settings, store)?;
+    }
+    Ok(store)
+}
+
 fn existing_store(settings: &Settings) -> Result<Store> {
-    Store::open_existing(&settings.db)?.ok_or_else(|| {
-        Error::Config(format!(
-            "tenant database {} does not exist; register a tenant first (colibri-vault tenant add NAME --root PATH) or set COLIBRI_DB",
-            settings.db.display()
-        ))
-    })
+    open_store(settings)?.ok_or_else(|| missing_store(settings))
+}
+
+fn missing_store(settings: &Settings) -> Error {
+    Error::Config(format!(
+        "tenant database {} does not exist; register a tenant first (colibri-vault tenant add NAME --root PATH) or set COLIBRI_DB",
+        settings.db.display()
+    ))
 }
 
 fn get_tenant(store: &Store, name: &str) -> Result<Tenant> {
@@ -86,7 +100,8 @@ pub fn tenant(settings: &Settings, log: &Log, command: &TenantCommand) -> Result
             tenant_set(settings, log, name, root.as_deref(), options, *no_cleanup_on_stop, disallow_name)
         }
         TenantCommand::Remove { name } => {
-            let mut store = existing_store(settings)?;
+            // Removing a tenant never puts host-side state inside a jail, and may be the fix.
+            let mut store = Store::open_existing(&settings.db)?.ok_or_else(|| missing_store(settings))?;
             if !store.remove(name)? {
                 return Err(Error::UnknownTenant(clean(name)));
             }
@@ -108,7 +123,16 @@ fn tenant_add(
     let mut raw = RawTenant::new(name, &root);
     apply_options(&mut raw, options, &[])?;
     let t = raw.validate().map_err(Error::Usage)?;
-    let mut store = Store::open_or_create(&settings.db)?;
+    // The new root must not contain host-side state, nor may any registered one; checked
+    // before a database is created.
+    let existing = Store::open_existing(&settings.db)?;
+    let mut roots = existing.as_ref().map(Store::roots).transpose()?.unwrap_or_default();
+    roots.push((t.name.clone(), t.root.clone()));
+    host_state::check_roots(settings, &roots)?;
+    let mut store = match existing {
+        Some(store) => store,
+        None => Store::open_or_create(&settings.db)?,
+    };
     check_root(log, &store, &t)?;
     store.insert(&t)?;
     log.notice(&format!(
@@ -121,7 +145,7 @@ fn tenant_add(
 }
 
 fn tenant_list(settings: &Settings, log: &Log, json: bool) -> Result<u8> {
-    let tenants = match Store::open_existing(&settings.db)? {
+    let tenants = match open_store(settings)? {
         Some(store) => store.list()?,
         None => Vec::new(),
     };
@@ -179,7 +203,8 @@ fn tenant_set(
     no_cleanup_on_stop: bool,
     disallow: &[String],
 ) -> Result<u8> {
-    let mut store = existing_store(settings)?;
+    // Not `existing_store`: moving a root away from host-side state must stay possible.
+    let mut store = Store::open_existing(&settings.db)?.ok_or_else(|| missing_store(settings))?;
     let mut raw = store.get_raw(name)?.ok_or_else(|| Error::UnknownTenant(clean(name)))?;
     let before = raw.validate().ok();
     if let Some(root) = root {
@@ -197,6 +222,10 @@ fn tenant_set(
         ))
     })?;
     tenant::validate_root(&t.root, &settings.jail_root_base)?;
+    let mut roots = store.roots()?;
+    roots.retain(|(other, _)| other != name);
+    roots.push((t.name.clone(), t.root.clone()));
+    host_state::check_roots(settings, &roots)?;
     check_root(log, &store, &t)?;
     store.update(&t)?;
     // Audit trail, and the end of the freshness window for what was written before.
@@ -418,7 +447,7 @@ struct StatusRow {
 }
 
 pub fn status(settings: &Settings, log: &Log, only: Option<&str>, json: bool) -> Result<u8> {
-    let Some(store) = Store::open_existing(&settings.db)? else {
+    let Some(store) = open_store(settings)? else {
         if only.is_some() {
             return Err(Error::UnknownTenant(clean(only.unwrap_or_default())));
         }
@@ -488,52 +517,65 @@ pub fn status(settings: &Settings, log: &Log, only: Option<&str>, json: bool) ->
 }
 
 /// `jail enable|disable`: edits one Bastille jail's jail.conf (text logic in `jailconf`).
+/// `enable` also compares the block's `path` with the tenant's registered root and the jail root
+/// base, and the base with Bastille's jails directory, warning about each mismatch.
 pub fn jail(settings: &Settings, log: &Log, command: &JailCommand) -> Result<u8> {
     let (name, stage) = match command {
         JailCommand::Enable { jail, stage } => (jail, Some(stage.parse::<Stage>().map_err(usage)?)),
         JailCommand::Disable { jail } => (jail, None),
     };
     tenant::validate_name(name)?;
-    let jailsdir = jailconf::bastille_jailsdir(&settings.bastille_config).map_err(config)?;
+    let jailsdir = bastille::jailsdir(&settings.bastille_config)?;
     let path = jailconf::jail_conf_path(&jailsdir, name).map_err(usage)?;
-    let text = std::fs::read_to_string(&path).map_err(|source| {
-        if source.kind() == std::io::ErrorKind::NotFound {
-            Error::Config(format!(
-                "{} does not exist: is {name} a Bastille jail? (Bastille's jails directory, from {}, is {})",
-                path.display(),
-                settings.bastille_config.display(),
-                jailsdir.display()
-            ))
-        } else {
-            Error::ReadFile { path: path.clone(), source }
-        }
+    let shown = clean(&path.to_string_lossy());
+    let store = open_store(settings)?;
+    let roots = store.as_ref().map(Store::roots).transpose()?.unwrap_or_default();
+    host_state::check_jail_conf(&path, &roots)?;
+    let text = hostfile::read(&path, &hostfile::JAIL_CONF)?.ok_or_else(|| {
+        Error::Config(format!(
+            "{shown} does not exist: is {name} a Bastille jail? (Bastille's jails directory, from {}, is {})",
+            clean(&settings.bastille_config.to_string_lossy()),
+            clean(&jailsdir.to_string_lossy())
+        ))
     })?;
+    let text = String::from_utf8(text.to_vec())
+        .map_err(|_| Error::Config(format!("{shown} is not UTF-8 text; the file was not changed")))?;
+    let not_changed =
+        |e: jailconf::JailConfError| Error::Config(format!("{shown}: {e}; the file was not changed"));
     let edit = match stage {
         Some(stage) => {
-            let tenant = Store::open_existing(&settings.db)?.map(|s| s.get(name)).transpose()?.flatten();
+            let tenant = store.as_ref().map(|s| s.get(name)).transpose()?.flatten();
             if tenant.is_none() {
                 log.warn(&format!(
                     "jail {name} has no tenant yet: the hooks do nothing until `colibri-vault tenant add {name} --root …`"
                 ));
+            }
+            let found = jailconf::inspect(&text, name).map_err(not_changed)?;
+            let root = tenant.as_ref().map(|t| t.root.as_path());
+            let warnings =
+                bastille::base_finding(&settings.jail_root_base, &jailsdir, &settings.bastille_config)
+                    .into_iter()
+                    .chain(bastille::jail_findings(&path, name, &found.path, &settings.jail_root_base, root));
+            for warning in warnings {
+                log.warn(&warning);
             }
             let with_stop = tenant.is_some_and(|t| t.options.cleanup_on_stop);
             jailconf::enable(&text, name, stage, with_stop, &sbin()?)
         }
         None => jailconf::disable(&text, name),
     }
-    .map_err(|e| Error::Config(format!("{}: {e}; the file was not changed", path.display())))?;
+    .map_err(not_changed)?;
     for note in &edit.notes {
-        log.warn(&format!("{}: {note}", path.display()));
+        log.warn(&format!("{shown}: {note}"));
     }
     if edit.changed {
         replace_file(&path, edit.text.as_bytes())?;
         log.notice(&format!(
-            "{}: {} (takes effect at the next start: bastille restart {name})",
-            path.display(),
+            "{shown}: {} (takes effect at the next start: bastille restart {name})",
             if stage.is_some() { "hook lines added" } else { "hook lines removed" }
         ));
     } else {
-        log.notice(&format!("{}: already as asked; not rewritten", path.display()));
+        log.notice(&format!("{shown}: already as asked; not rewritten"));
     }
     Ok(exit::OK)
 }
@@ -541,13 +583,6 @@ pub fn jail(settings: &Settings, log: &Log, command: &JailCommand) -> Result<u8>
 #[allow(clippy::needless_pass_by_value, reason = "used as map_err(usage)")]
 fn usage(e: jailconf::JailConfError) -> Error {
     Error::Usage(e.to_string())
-}
-
-fn config(e: jailconf::JailConfError) -> Error {
-    match e {
-        jailconf::JailConfError::InsecureBastilleConfig { .. } => Error::Permission(e.to_string()),
-        e => Error::Config(e.to_string()),
-    }
 }
 
 /// The directory the hook lines should run colibri-vault from: this executable's.

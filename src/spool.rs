@@ -8,7 +8,8 @@
 //! own; a request registered after the claim stays registered and is served by the next
 //! session (the waiter takes the lock when the holder releases it), never from a listing that
 //! predates it. Every step is a rename or an `O_EXCL` create in one private directory, so no
-//! request is lost or served twice.
+//! request is lost or served twice. Files are read as `hostfile::OWN_FILE` (no link followed, no
+//! blocking open, a private regular file of ours), so nothing planted there can hang a reader.
 
 use std::fs;
 use std::io::Write;
@@ -79,7 +80,7 @@ impl Spool {
     /// The answer to `registration`, once a holder has written it (consumed when read).
     pub fn answer(&self, registration: &Registration) -> Option<Answer> {
         let path = self.file(&registration.id, "done");
-        let bytes = fs::read(&path).ok()?;
+        let bytes = crate::hostfile::read(&path, &crate::hostfile::OWN_FILE).ok()??;
         let _ = fs::remove_file(&path);
         serde_json::from_slice(&bytes).ok()
     }
@@ -105,7 +106,8 @@ impl Spool {
             if fs::rename(self.file(&id, "req"), &claimed).is_err() {
                 continue;
             }
-            match fs::read(&claimed).ok().and_then(|b| serde_json::from_slice::<Ticket>(&b).ok()) {
+            let bytes = crate::hostfile::read(&claimed, &crate::hostfile::OWN_FILE).ok().flatten();
+            match bytes.and_then(|b| serde_json::from_slice::<Ticket>(&b).ok()) {
                 Some(ticket) => claims.push(Claim { id, ticket }),
                 None => {
                     let _ = fs::remove_file(&claimed);
@@ -186,6 +188,27 @@ mod tests {
         assert_eq!(spool.answer(&a), Some(answer));
         assert!(spool.answer(&a).is_none(), "answers are consumed");
         assert!(spool.answer(&b).is_none());
+    }
+
+    #[test]
+    fn a_fifo_planted_in_the_spool_is_never_waited_on() {
+        // On a thread with a watchdog: a regression hangs the reader, not the test suite.
+        let (done, finished) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let dir = tempfile::tempdir().unwrap();
+            let spool = Spool::new(&dir.path().join("run")).unwrap();
+            let mode = nix::sys::stat::Mode::from_bits_truncate(0o600);
+            let a = spool.register(&ticket("a")).unwrap();
+            nix::unistd::mkfifo(&spool.file(&a.id, "done"), mode).unwrap();
+            let answer = spool.answer(&a);
+            nix::unistd::mkfifo(&spool.file("00000000000000000000-1", "req"), mode).unwrap();
+            let claims: Vec<String> = spool.claim_all().into_iter().map(|c| c.ticket.jail).collect();
+            let _ = done.send((answer, claims));
+        });
+        let (answer, claims) =
+            finished.recv_timeout(Duration::from_secs(60)).expect("a FIFO in the spool hung its reader");
+        assert!(answer.is_none());
+        assert_eq!(claims, ["a"]);
     }
 
     #[test]

@@ -299,7 +299,7 @@ pub fn validate_env_path(path: &Path) -> Result<()> {
         Ok(())
     } else {
         Err(Error::Usage(format!(
-            "env path {} must be valid UTF-8, relative to the jail root, without '..', '.', empty or absolute parts or control characters (e.g. .env or usr/local/etc/app.env)",
+            "env path {} must be relative to the jail root, valid UTF-8, without '..', '.', empty or absolute parts or control characters (e.g. .env or usr/local/etc/app.env)",
             crate::sanitize::clean(&text)
         )))
     }
@@ -326,6 +326,8 @@ impl Store {
         if !path.exists() {
             return Ok(None);
         }
+        // SQLite opens its files blocking: a FIFO there would hang every run.
+        crate::hostfile::check_database_files(path)?;
         let conn = Connection::open_with_flags(
             path,
             OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
@@ -345,6 +347,7 @@ impl Store {
                     .map_err(|source| Error::CreateDir { path: parent.to_owned(), source })?;
             }
         }
+        crate::hostfile::check_database_files(path)?;
         // Create the file with its final mode before SQLite opens it.
         std::fs::OpenOptions::new()
             .create(true)
@@ -437,33 +440,24 @@ impl Store {
         rows.map(|r| r.map_err(|e| self.err(&e))).collect()
     }
 
-    /// Every registered (name, root), as stored (roots normalized when they can be): for the
-    /// rule that roots are unique and never nested.
-    pub fn roots(&self) -> Result<Vec<(String, PathBuf)>> {
-        let mut stmt =
-            self.conn.prepare("SELECT tenant_id, jail_root_path FROM tenants").map_err(|e| self.err(&e))?;
-        let rows = stmt
-            .query_map([], |r| Ok((text(r, 0)?, text(r, 1)?)))
-            .map_err(|e| self.err(&e))?
-            .collect::<rusqlite::Result<Vec<(String, String)>>>()
-            .map_err(|e| self.err(&e))?;
-        Ok(rows
-            .into_iter()
-            .map(|(name, root)| (name, crate::config::normalize_dir(Path::new(&root))))
-            .collect())
-    }
-
     /// The failure policy stored for `name` in the database at `path`, read with as little as
     /// possible (read-only, no schema work): for a hook when the database cannot be opened
     /// normally. `None` when it cannot be read or there is no such tenant.
     pub fn read_policy(path: &Path, name: &str) -> Option<FailurePolicy> {
+        Store::open_read_only(path)?.failure_policy(name)
+    }
+
+    /// The database at `path` opened read-only, without any schema work (which could fail on a
+    /// database colibri-vault cannot use), for reading a policy or the roots; `None` if not.
+    pub fn open_read_only(path: &Path) -> Option<Store> {
+        crate::hostfile::check_database_files(path).ok()?;
         let conn = Connection::open_with_flags(
             path,
             OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
         )
         .ok()?;
         conn.busy_timeout(Duration::from_secs(2)).ok()?;
-        Store { conn, path: path.to_owned() }.failure_policy(name)
+        Some(Store { conn, path: path.to_owned() })
     }
 
     /// The failure policy stored for `name`, read on its own: a hook uses it when the rest of
@@ -600,6 +594,29 @@ impl Store {
 
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// Every tenant's name and registered root, as stored (no other column is read, so a bad
+    /// options row cannot hide a root): for keeping host-side state out of every jail.
+    pub fn roots(&self) -> Result<Vec<(String, PathBuf)>> {
+        use rusqlite::types::ValueRef;
+        use std::os::unix::ffi::OsStrExt;
+        let text = |v: ValueRef<'_>| match v {
+            ValueRef::Text(b) | ValueRef::Blob(b) => b.to_vec(),
+            ValueRef::Integer(i) => i.to_string().into_bytes(),
+            ValueRef::Real(f) => f.to_string().into_bytes(),
+            ValueRef::Null => Vec::new(),
+        };
+        let mut stmt =
+            self.conn.prepare("SELECT tenant_id, jail_root_path FROM tenants").map_err(|e| self.err(&e))?;
+        let rows = stmt
+            .query_map([], |r| {
+                let name = String::from_utf8_lossy(&text(r.get_ref(0)?)).into_owned();
+                let root = PathBuf::from(std::ffi::OsStr::from_bytes(&text(r.get_ref(1)?)));
+                Ok((name, root))
+            })
+            .map_err(|e| self.err(&e))?;
+        rows.map(|r| r.map_err(|e| self.err(&e))).collect()
     }
 }
 
@@ -764,10 +781,6 @@ pub fn validate_variable_name(name: &str) -> Result<()> {
             crate::sanitize::clean(name)
         )))
     }
-}
-
-fn text(r: &rusqlite::Row<'_>, i: usize) -> rusqlite::Result<String> {
-    Ok(value_text(r.get(i)?).unwrap_or_default())
 }
 
 /// colibri's timestamp columns have no declared type: show whatever is there as text.

@@ -13,7 +13,7 @@
 //! next run log out first if this process was killed outright (SIGKILL, power loss).
 
 mod parse;
-mod process;
+pub(crate) mod process;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::ffi::OsString;
@@ -128,6 +128,15 @@ pub fn find(configured: &Path) -> Option<PathBuf> {
 /// Opens a session: logs in and unlocks. On failure, whatever was started is logged out.
 pub fn open<'a>(settings: &Settings, log: &'a Log) -> Result<Box<dyn Session + 'a>> {
     let credentials = Credentials::from_settings(settings)?;
+    if let Some(ca) = &credentials.ca_certs {
+        // bw (Node) reads it blocking: refuse a FIFO, device or unsafe file before it starts.
+        crate::hostfile::open(ca, &crate::hostfile::CA_BUNDLE)?.ok_or_else(|| {
+            Error::Config(format!(
+                "NODE_EXTRA_CA_CERTS {} does not exist",
+                sanitize::clean(&ca.to_string_lossy())
+            ))
+        })?;
+    }
     let program = process::find_program(&settings.bw, FIXED_PATH).ok_or_else(|| Error::CommandInvoke {
         program: settings.bw.clone(),
         source: std::io::Error::new(
@@ -218,6 +227,7 @@ impl BwSession<'_> {
     }
 
     fn login_and_unlock(&mut self) -> Result<()> {
+        self.discard_unreadable_data();
         if self.appdata.join(SESSION_MARKER).exists() {
             self.log.warn("a previous run ended without logging bw out; logging out first");
             self.maybe_logged_in = true;
@@ -256,7 +266,10 @@ impl BwSession<'_> {
     /// Points bw at `BW_SERVER`, unless this app-data dir is already configured for it.
     fn configure_server(&mut self) -> Result<()> {
         let stamp = self.appdata.join(SERVER_STAMP);
-        let configured = std::fs::read_to_string(&stamp).ok();
+        let configured = crate::hostfile::read(&stamp, &crate::hostfile::OWN_FILE)
+            .ok()
+            .flatten()
+            .and_then(|bytes| String::from_utf8(bytes.to_vec()).ok());
         if configured.as_deref() == Some(self.credentials.server.as_str())
             && self.appdata.join("data.json").exists()
         {
@@ -303,6 +316,9 @@ impl BwSession<'_> {
             Ok(_) => {}
             Err(Error::Vault { message, .. }) if message.contains("You are not logged in") => {}
             Err(logout) => {
+                if self.discard_unreadable_data() {
+                    return self.mark_session(false);
+                }
                 let locked = self.bw("lock", &["lock"], Needs::Nothing, false);
                 return Err(Error::Vault {
                     step: "logout".into(),
@@ -316,6 +332,28 @@ impl BwSession<'_> {
             }
         }
         self.mark_session(false)
+    }
+
+    /// bw killed while it wrote its data file (by our deadline or a signal, or a crash) can leave
+    /// it unreadable: bw then can neither log out nor lock, and whatever the file holds — maybe
+    /// the API client secret, in clear — would stay for good, and every later session fail.
+    /// Such a file cannot hold a usable session, so it is removed (bw makes a new one; the next
+    /// login counts as a new device). Returns whether it did that.
+    fn discard_unreadable_data(&self) -> bool {
+        let data = self.appdata.join("data.json");
+        let unreadable = match std::fs::read(&data) {
+            Ok(bytes) => serde_json::from_slice::<serde::de::IgnoredAny>(&bytes).is_err(),
+            Err(_) => false,
+        };
+        if unreadable && std::fs::remove_file(&data).is_ok() {
+            let _ = std::fs::remove_file(self.appdata.join(SERVER_STAMP));
+            self.log.warn(&format!(
+                "{} was not readable (bw was stopped while writing it); removed it, so that nothing of a session stays in it",
+                data.display()
+            ));
+            return true;
+        }
+        false
     }
 
     fn child_env(&self, needs: Needs) -> Vec<(&'static str, OsString)> {

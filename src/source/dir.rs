@@ -1,7 +1,8 @@
 //! The `dir` source: one host-side file per collection, `$COLIBRI_SECRETS_DIR/<collection>.env`.
 //!
 //! The embedded default used by `make demo` and tests, and a way to run without a vault. Files
-//! follow the provider env's syntax and ownership rules (private, owned by the running uid).
+//! follow the provider env's syntax and ownership rules (private, owned by the running uid), and
+//! are never reached through a symbolic link.
 
 use std::collections::BTreeSet;
 use std::path::PathBuf;
@@ -26,7 +27,7 @@ impl Session for DirSession {
         for collection in collections {
             // Collection names are validated jail names: no '/' or '..' can reach the path.
             let path = self.dir.join(format!("{collection}.env"));
-            let Some(bytes) = kvfile::read_private(&path)? else {
+            let Some(bytes) = kvfile::read_private(&path, &crate::hostfile::SECRETS_FILE)? else {
                 continue;
             };
             let items = kvfile::parse(&path, &bytes)?

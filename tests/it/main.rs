@@ -1,9 +1,12 @@
 //! The one integration-test binary: every behaviour is checked through the built `colibri-vault`.
 
+mod bastille_layout;
 mod batch;
 mod core;
 mod fake_bw_fidelity;
 mod formats;
+mod host_files;
+mod host_state;
 mod hostile;
 mod jail_cmd;
 mod leaks;

@@ -393,3 +393,29 @@ fn a_bw_server_with_userinfo_or_plain_http_is_refused_without_echoing_it() {
         assert!(!doctor.all_output().contains("hunter2"), "{}", doctor.all_output());
     }
 }
+
+/// `tenant …`, `status` and `jail …` need no credentials: a provider env too open to hold them
+/// still gives its settings (with a warning that says what to fix); commands that use the
+/// credentials still refuse it.
+#[test]
+fn commands_without_credentials_work_with_a_too_open_provider_env() {
+    use std::os::unix::fs::PermissionsExt;
+    let (host, _) = web(&[]);
+    // The database is named only in the provider env: it must still be found.
+    let db = host.path().join("elsewhere/colibri.sqlite");
+    fs::create_dir_all(db.parent().unwrap()).unwrap();
+    fs::copy(&host.db, &db).unwrap();
+    let mut host = host;
+    host.set_env("COLIBRI_DB", "");
+    host.append_provider_env(&format!("COLIBRI_DB={}\nBW_PASSWORD='not-read-Uu73'\n", db.display()));
+    fs::set_permissions(&host.provider_env, fs::Permissions::from_mode(0o644)).unwrap();
+    for args in [&["tenant", "list"][..], &["tenant", "show", "web"], &["status"]] {
+        let out = host.run(args);
+        out.expect(0).stderr_has("chmod 600").stderr_has("needs no credentials");
+        assert!(out.stdout.contains("web"), "{args:?} used the provider env's COLIBRI_DB: {}", out.stdout);
+    }
+    host.run(&["provision", "web"]).expect(77).stderr_has("chmod 600");
+    // Writable by others: its settings cannot be trusted either.
+    fs::set_permissions(&host.provider_env, fs::Permissions::from_mode(0o666)).unwrap();
+    host.run(&["tenant", "list"]).expect(77);
+}

@@ -438,3 +438,24 @@ fn a_changed_server_is_configured_before_the_next_login() {
     assert_eq!(calls[SESSION.len()].argv[..3], ["config", "server", "https://vault.example.org"]);
     v.assert_clean();
 }
+
+/// bw killed while writing its data file (here: a run stopped in the middle of `login`) leaves
+/// it unreadable, perhaps with the API secret in clear: the next run removes it instead of
+/// failing for good, and nothing of the session stays.
+#[test]
+fn an_unreadable_data_file_left_by_a_killed_bw_is_removed_not_kept() {
+    let v = vault(&["web"]);
+    v.host.run(&["provision", "web"]).expect(0);
+    let data = v.appdata().join("data.json");
+    let truncated = format!(
+        "{{\"global_account_accounts\":{{}},\"user_x_token_apiKeyClientSecret\":\"{}\",\"user_x_tok",
+        Account::default().client_secret
+    );
+    std::fs::write(&data, truncated).unwrap();
+    std::fs::write(v.appdata().join("colibri-session"), "1").unwrap();
+    let out = v.host.run(&["provision", "web"]);
+    out.expect(0).stderr_has("was not readable");
+    v.assert_clean();
+    let left = std::fs::read_to_string(&data).unwrap_or_default();
+    assert!(!left.contains(&Account::default().client_secret), "{left}");
+}

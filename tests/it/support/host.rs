@@ -13,10 +13,12 @@
 use std::collections::BTreeMap;
 use std::ffi::OsString;
 use std::fs;
+use std::io::Read;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::time::SystemTime;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant, SystemTime};
 
 use tempfile::TempDir;
 
@@ -25,6 +27,10 @@ pub const BIN: &str = env!("CARGO_BIN_EXE_colibri-vault");
 
 /// What children get as `PATH` (DESIGN.md's fixed lookup path).
 pub const PATH: &str = "/usr/local/bin:/usr/bin:/bin";
+
+/// How long `run_bounded` lets a run take before calling it hung: far more than any refusal
+/// needs, even on a loaded machine; it is a hang detector, not a speed check.
+pub const WATCHDOG: Duration = Duration::from_secs(60);
 
 /// The result of one run of the binary.
 #[derive(Debug)]
@@ -179,6 +185,20 @@ impl Host {
         output(&mut self.command(args))
     }
 
+    /// Starts the binary with `args` in its own process group, stdout and stderr piped.
+    pub fn spawn(&self, args: &[&str]) -> Child {
+        let mut command = self.command(args);
+        command.process_group(0).stdout(Stdio::piped()).stderr(Stdio::piped());
+        command.spawn().expect("start colibri-vault")
+    }
+
+    /// Runs the binary with `args` under a watchdog ([`bounded`]): the test fails, instead of
+    /// hanging, if the run takes longer than [`WATCHDOG`].
+    #[track_caller]
+    pub fn run_bounded(&self, args: &[&str]) -> Outcome {
+        bounded(self.spawn(args), WATCHDOG)
+    }
+
     /// Runs the binary under `/bin/sh` with a file-size limit of `blocks` × 512 bytes and
     /// SIGXFSZ ignored, so that writing a larger file fails with EFBIG instead of killing it:
     /// a write that fails after the temporary file was created.
@@ -192,6 +212,39 @@ impl Host {
         self.prepare(&mut command);
         output(&mut command)
     }
+}
+
+/// Waits for `child` (started in its own process group, stdout and stderr piped). If it has
+/// not finished within `limit`, kills its whole group and fails the test: for inputs that used to
+/// make colibri-vault hang, so that a regression fails instead of hanging the suite.
+#[track_caller]
+pub fn bounded(mut child: Child, limit: Duration) -> Outcome {
+    let drain = |stream: Option<Box<dyn Read + Send>>| {
+        std::thread::spawn(move || {
+            let mut bytes = Vec::new();
+            if let Some(mut stream) = stream {
+                let _ = stream.read_to_end(&mut bytes);
+            }
+            String::from_utf8_lossy(&bytes).into_owned()
+        })
+    };
+    let stdout = drain(child.stdout.take().map(|s| Box::new(s) as Box<dyn Read + Send>));
+    let stderr = drain(child.stderr.take().map(|s| Box::new(s) as Box<dyn Read + Send>));
+    let started = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait for colibri-vault") {
+            break status;
+        }
+        if started.elapsed() > limit {
+            let pid = i32::try_from(child.id()).unwrap();
+            // SAFETY: signals the process group the test started (its leader is the child).
+            unsafe { libc::killpg(pid, libc::SIGKILL) };
+            let _ = child.wait();
+            panic!("colibri-vault did not finish within {limit:?}: it hung (killed by the test)");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    Outcome { code: status.code(), stdout: stdout.join().unwrap(), stderr: stderr.join().unwrap() }
 }
 
 fn output(command: &mut Command) -> Outcome {
