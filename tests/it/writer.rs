@@ -89,14 +89,14 @@ fn a_flagged_env_directory_is_refused_before_any_secret_is_written() {
         }
         for _ in 0..2 {
             for args in [&["provision", "web"][..], &["hook", "start", "web", s(&root)]] {
-                host.run(args)
-                    .expect(73)
+                let out = host.run(args);
+                assert_eq!(temps(&host.base), Vec::<PathBuf>::new(), "{flag} {env_path}");
+                assert_no_new_secret(&host);
+                assert_eq!(file_state(&env), before, "{flag} {env_path}: the old file stays");
+                out.expect(73)
                     .stderr_has(&format!("its directory {} is flagged", dir.display()))
                     .stderr_has("nothing was written")
                     .stderr_has(&format!("chattr -{} {}", &flag[1..], dir.display()));
-                assert_eq!(file_state(&env), before, "{flag} {env_path}: the old file stays");
-                assert_eq!(temps(&host.base), Vec::<PathBuf>::new(), "{flag} {env_path}");
-                assert_no_new_secret(&host);
             }
         }
         assert!(chattr(&dir, &flag.replace('+', "-")));
@@ -121,13 +121,15 @@ fn a_flagged_env_file_is_refused_unless_it_is_already_right() {
         host.run(&["provision", "web"]).expect(0).stderr_has("unchanged");
         host.secrets("web", NEW);
         for _ in 0..2 {
-            host.run(&["provision", "web"])
-                .expect(73)
-                .stderr_has("cannot be replaced; nothing was written")
-                .stderr_has(&format!("chattr -{} {}", &flag[1..], env.display()));
-            assert_eq!(file_state(&env), before);
-            assert_eq!(temps(&host.base), Vec::<PathBuf>::new());
+            let out = host.run(&["provision", "web"]);
+            assert_eq!(temps(&host.base), Vec::<PathBuf>::new(), "{flag}");
             assert_no_new_secret(&host);
+            assert_eq!(file_state(&env), before);
+            out.expect(73).stderr_has("cannot be replaced; nothing was written").stderr_has(&format!(
+                "chattr -{} {}",
+                &flag[1..],
+                env.display()
+            ));
         }
     }
 }
@@ -285,11 +287,11 @@ fn a_temporary_file_flagged_between_two_steps_is_emptied_and_removed() {
             return;
         }
         let Some(out) = provision_while(&host, &root, moment, Act::FlagTemp(fl)) else { return };
-        out.expect(73).stderr_has(says);
-        assert!(!out.stderr.contains("remains"), "{moment:?}: {}", out.stderr);
-        assert_eq!(file_state(&root.join(".env")), before, "{moment:?}");
         assert_eq!(temps(&host.base), Vec::<PathBuf>::new(), "{moment:?} {says}");
         assert_no_new_secret(&host);
+        assert_eq!(file_state(&root.join(".env")), before, "{moment:?}");
+        out.expect(73).stderr_has(says);
+        assert!(!out.stderr.contains("remains"), "{moment:?}: {}", out.stderr);
         // The next run, left alone, writes.
         host.run(&["provision", "web"]).expect(0).stderr_has("wrote");
         assert_eq!(temps(&host.base), Vec::<PathBuf>::new());
@@ -313,10 +315,11 @@ fn a_directory_flagged_before_the_rename_leaves_at_most_an_empty_named_file() {
             return;
         }
         let Some(out) = provision_while(&host, &root, Moment::ReadBack, Act::FlagDir(fl)) else { return };
-        out.expect(73).stderr_has("could not rename into place").stderr_has("an empty temporary file");
+        assert_no_new_secret(&host);
         let left = temps(&host.base);
         assert_eq!(left.len(), 1, "{left:?}");
         let leftover = host.base.join(&left[0]);
+        out.expect(73).stderr_has("could not rename into place").stderr_has("an empty temporary file");
         assert!(
             out.stderr.contains(&leftover.display().to_string()),
             "the leftover is named: {}",
@@ -360,14 +363,14 @@ fn a_run_killed_before_its_rename_leaves_no_copy_once_the_next_run_is_done() {
         return;
     }
 
-    host.run(&["hook", "start", "web"])
-        .expect(0)
+    let out = host.run(&["hook", "start", "web"]);
+    assert_eq!(temps(&host.base), Vec::<PathBuf>::new());
+    out.expect(0)
         .stderr_has(&format!(
             "next to {}, an earlier run's temporary file",
             host.base.join(&left[0]).display()
         ))
         .stderr_has("wrote");
-    assert_eq!(temps(&host.base), Vec::<PathBuf>::new());
     assert_eq!(holding(&host.base, &NEW_BYTES), [PathBuf::from("web/root/.env")]);
     host.run(&["hook", "start", "web"]).expect(0).stderr_has("is fresh");
 }
@@ -434,6 +437,14 @@ fn a_hook_rewrites_an_env_file_whose_mode_owner_or_links_changed() {
     for (what, says, tamper) in tampers {
         tamper(&env);
         let doctor = host.run(&["doctor"]);
+        let out = host.run(&["hook", "start", "web"]);
+        let state = file_state(&env);
+        assert_eq!((state.mode, state.uid, state.gid), (0o600, 1234, 5678), "after {what}");
+        assert_eq!(String::from_utf8(state.bytes).unwrap(), EXPECTED_SH, "after {what}");
+        assert_eq!(fs::symlink_metadata(&env).unwrap().nlink(), 1, "after {what}");
+        out.expect(0)
+            .stderr_has(&format!("{} is {says}: not fresh, rewriting it", env.display()))
+            .stderr_has("wrote");
         assert!(
             doctor
                 .stdout
@@ -441,14 +452,6 @@ fn a_hook_rewrites_an_env_file_whose_mode_owner_or_links_changed() {
             "doctor after {what}: {}",
             doctor.stdout
         );
-        host.run(&["hook", "start", "web"])
-            .expect(0)
-            .stderr_has(&format!("{} is {says}: not fresh, rewriting it", env.display()))
-            .stderr_has("wrote");
-        let state = file_state(&env);
-        assert_eq!((state.mode, state.uid, state.gid), (0o600, 1234, 5678), "after {what}");
-        assert_eq!(String::from_utf8(state.bytes).unwrap(), EXPECTED_SH, "after {what}");
-        assert_eq!(fs::symlink_metadata(&env).unwrap().nlink(), 1, "after {what}");
         // Right again: fresh again.
         host.run(&["hook", "start", "web"]).expect(0).stderr_has("is fresh; vault not asked");
     }
