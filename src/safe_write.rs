@@ -31,6 +31,15 @@
 //! - **Bounded.** Content over [`MAX_FILE`] is refused before anything is touched (callers check
 //!   first, to name the variable); what is read back or compared is bounded the same.
 //!
+//! The interface stays small for what builds on it: [`open_dir_nofollow`] (the root walk),
+//! [`inspect`] and [`Current`] (what is there, judged), [`write`] and [`Outcome`], [`remove`],
+//! [`MAX_FILE`]. Anything new that writes beneath a root (another layout, say a directory of
+//! files swapped in with one rename) keeps the same discipline: create `O_EXCL` under a parent
+//! walked without links; refuse flagged names before creating anything; look again right before
+//! the first secret byte; discard through its own descriptors on every failure path (as `Temp`
+//! does); and name its temporaries `.NAME.colibri-tmp.PID.NANOS`, so that the sweep finds what
+//! a killed run left.
+//!
 //! Not for: creating directories (a missing one is reported, with whether it is the jail root
 //! or a directory inside the jail), or any host-side file. See reference/freebsd.md, "Writing
 //! into a jail root from the host".
@@ -87,7 +96,8 @@ fn describe(errno: Errno) -> String {
         }
         #[cfg(target_os = "freebsd")]
         Errno::ENOTCAPABLE => "the path escapes the directory it must stay beneath".into(),
-        Errno::ENOENT => "a directory on the path does not exist".into(),
+        // The walks report a missing directory themselves; here a name vanished between steps.
+        Errno::ENOENT => "no such file (removed or renamed meanwhile?)".into(),
         other => other.desc().to_owned(),
     }
 }
@@ -427,12 +437,14 @@ fn discard_stale(dir: &OwnedFd, stale: &OsStr, full: &Path) -> Result<()> {
         )
     };
     // Only a regular file with no other name is emptied: a hard link planted under our name
-    // could lead to a file that is not ours.
+    // could lead to a file that is not ours. Anything else under our name is not ours: left.
     match lstat_at(dir, stale, full)? {
         Some(st) if is_regular(&st) => {}
         _ => return Ok(()),
     }
-    let (reader, st) = open_regular(dir, stale, OFlag::O_RDONLY, full)?;
+    let Ok((reader, st)) = open_regular(dir, stale, OFlag::O_RDONLY, full) else {
+        return Ok(());
+    };
     if st.st_nlink == 1 {
         if let Ok(f) = flags::of(reader.as_fd(), None)
             && f.lock_file()

@@ -476,8 +476,13 @@ fn content_past_the_size_limit_says_the_limit() {
     for (format, value) in [("sh", "b".repeat(17 << 20)), ("dotenv", quotes.clone()), ("json", quotes)] {
         host.run(&["tenant", "set", "web", "--format", format]).expect(0);
         host.secrets("web", &format!("{SECRETS}BLOB='{value}'\n"));
-        for args in [&["provision", "web"][..], &["provision", "--dry-run", "web"], &["hook", "start", "web"]]
-        {
+        // Every entry point for one format; one for the others (each run reads 17 MiB).
+        let runs: &[&[&str]] = if format == "sh" {
+            &[&["provision", "web"], &["provision", "--dry-run", "web"], &["hook", "start", "web"]]
+        } else {
+            &[&["provision", "web"]]
+        };
+        for args in runs {
             let out = host.run(args);
             out.expect(65)
                 .stderr_has(&format!("format {format}, over the 16 MiB (16777216 bytes) limit"))
