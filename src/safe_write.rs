@@ -11,7 +11,7 @@
 //!   replaced. A hard link is replaced (renamed over), never written through. The same walk
 //!   runs on Linux and FreeBSD, so the Linux tests exercise the FreeBSD code path.
 //! - **One definition of "already right"**, [`Current::holds`]: a regular file, mode 0600, the
-//!   configured owner, a single link, and the expected content. [`write`] leaves such a file
+//!   configured owner, a single link, and the expected content. [`write()`] leaves such a file
 //!   alone (`Outcome::Unchanged`); the pipeline's freshness asks the same question through
 //!   [`inspect`]; anything else is rewritten.
 //! - **0600 and owned from the start, replaced atomically.** The new content goes to a
@@ -32,7 +32,7 @@
 //!   first, to name the variable); what is read back or compared is bounded the same.
 //!
 //! The interface stays small for what builds on it: [`open_dir_nofollow`] (the root walk),
-//! [`inspect`] and [`Current`] (what is there, judged), [`write`] and [`Outcome`], [`remove`],
+//! [`inspect`] and [`Current`] (what is there, judged), [`write()`] and [`Outcome`], [`remove`],
 //! [`MAX_FILE`]. Anything new that writes beneath a root (another layout, say a directory of
 //! files swapped in with one rename) keeps the same discipline: create `O_EXCL` under a parent
 //! walked without links; refuse flagged names before creating anything; look again right before
@@ -219,7 +219,7 @@ fn read_limited(file: &mut File, full: &Path) -> Result<Zeroizing<Vec<u8>>> {
     Ok(bytes)
 }
 
-/// Why a file's metadata is not what [`write`] leaves (mode 0600, `owner`, one link); `None`
+/// Why a file's metadata is not what [`write()`] leaves (mode 0600, `owner`, one link); `None`
 /// if it is.
 fn meta_problem(st: &FileStat, owner: Owner) -> Option<String> {
     let mut problems = Vec::new();
@@ -243,7 +243,7 @@ pub struct Current {
 }
 
 impl Current {
-    /// Why it is not what [`write`] leaves (mode, owner, links, size), if it is not.
+    /// Why it is not what [`write()`] leaves (mode, owner, links, size), if it is not.
     pub fn problem(&self) -> Option<&str> {
         self.problem.as_deref()
     }
