@@ -394,7 +394,8 @@ fn temp_name(name: &OsStr) -> OsString {
 fn temp_pid(entry: &[u8], prefix: &[u8]) -> Option<i32> {
     let rest = entry.strip_prefix(prefix)?;
     let (pid, nanos) = std::str::from_utf8(rest).ok()?.split_once('.')?;
-    (!nanos.is_empty() && nanos.bytes().all(|b| b.is_ascii_digit())).then_some(())?;
+    let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    (digits(pid) && digits(nanos)).then_some(())?;
     pid.parse().ok().filter(|pid| *pid > 0)
 }
 
@@ -855,6 +856,8 @@ mod tests {
             "..env.colibri-tmp.x.1",
             "..env.colibri-tmp.0.1",
             "..env.colibri-tmp.12.",
+            "..env.colibri-tmp.+5.1",
+            "..env.colibri-tmp.-5.1",
             ".env",
         ] {
             assert_eq!(temp_pid(other.as_bytes(), prefix.as_bytes()), None, "{other}");
