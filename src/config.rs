@@ -205,7 +205,9 @@ impl Settings {
             .clone()
             .or_else(|| env("COLIBRI_PROVIDER_ENV").filter(|v| !v.is_empty()).map(PathBuf::from))
             .unwrap_or_else(|| PathBuf::from(DEFAULT_PROVIDER_ENV));
-        let (file, found) = if read != ProviderEnv::Skip {
+        let (file, found) = if read == ProviderEnv::Skip {
+            (BTreeMap::new(), false)
+        } else {
             // A provider env inside a jail is refused before a byte of it is trusted.
             let base = flags
                 .jail_root_base
@@ -218,8 +220,6 @@ impl Settings {
                 file.retain(|key, _| !CREDENTIAL_KEYS.contains(&key.as_str()));
             }
             (file, found)
-        } else {
-            (BTreeMap::new(), false)
         };
         let mut credentials = BTreeMap::new();
         let mut settings_from_file = BTreeMap::new();

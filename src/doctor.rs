@@ -246,8 +246,17 @@ fn check_tenant(
 fn check_env_file(store: &Store, tenant: &Tenant, root: &Path, f: &mut Findings) {
     let name = clean(&tenant.name);
     let last = store.last_log(&tenant.name, Some(&FRESH_OUTCOMES)).ok().flatten();
-    match (crate::safe_write::read(root, &tenant.options.env_path), last) {
-        (Ok(Some(bytes)), Some(last)) if last.content_hash.as_deref() != Some(&crate::envfile::sha256_hex(&bytes)) => {
+    let current = crate::safe_write::inspect(root, &tenant.options.env_path, tenant.options.owner);
+    if let Ok(Some(current)) = &current
+        && let Some(problem) = current.problem()
+    {
+        f.warn(&format!(
+            "{name}: {} is {problem}; the next hook or provision rewrites it",
+            root.join(&tenant.options.env_path).display()
+        ));
+    }
+    match (current, last) {
+        (Ok(Some(current)), Some(last)) if last.content_hash.as_deref() != Some(&crate::envfile::sha256_hex(current.bytes())) => {
             f.warn(&format!(
                 "{name}: {} differs from what colibri-vault last wrote for this tenant (edited, or a cloned jail carrying another tenant's file?); run: colibri-vault provision {name}",
                 root.join(&tenant.options.env_path).display()

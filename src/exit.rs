@@ -7,7 +7,8 @@
 pub const OK: u8 = 0;
 /// The command line was wrong (`EX_USAGE`).
 pub const USAGE: u8 = 64;
-/// The vault returned data we refuse to write: duplicate names, NUL in a value (`EX_DATAERR`).
+/// The vault returned data we refuse to write: duplicate names, NUL in a value, an env file
+/// over the writer's 16 MiB limit (`EX_DATAERR`).
 pub const DATAERR: u8 = 65;
 /// An explicitly named tenant or collection does not exist (`EX_NOINPUT`).
 pub const NOINPUT: u8 = 66;

@@ -50,7 +50,7 @@ pub(super) fn identify(
             .and_then(|()| check_root(ctx.settings, &tenant, request));
         let result = match checked {
             Ok((root, jid)) => {
-                let last = if opts.use_freshness { fresh(ctx.settings, store, &tenant, &root) } else { None };
+                let last = if opts.use_freshness { fresh(ctx, store, &tenant, &root) } else { None };
                 if let Some(last) = last {
                     let done = Done::Fresh { path: root.join(&tenant.options.env_path) };
                     let attempt = Attempt { tenant: &tenant, jail: &jail, jid, started, opts };
@@ -163,8 +163,11 @@ fn exists_nofollow(path: &Path) -> bool {
     std::fs::symlink_metadata(path).is_ok()
 }
 
-/// The last successful provision's log row when it is recent and the file still matches it.
-fn fresh(settings: &Settings, store: &Store, tenant: &Tenant, root: &Path) -> Option<LogRow> {
+/// The last successful provision's log row when it is recent and the file is still exactly what
+/// it wrote: same content hash, and what `safe_write` requires of a file it leaves alone
+/// (regular, mode 0600, the configured owner, one link). Anything else is rewritten.
+fn fresh(ctx: &Ctx<'_>, store: &Store, tenant: &Tenant, root: &Path) -> Option<LogRow> {
+    let settings = ctx.settings;
     if settings.fresh_for.is_zero() {
         return None;
     }
@@ -177,6 +180,15 @@ fn fresh(settings: &Settings, store: &Store, tenant: &Tenant, root: &Path) -> Op
     if u64::try_from(age).ok()? >= settings.fresh_for.as_secs() {
         return None;
     }
-    let current = safe_write::read(root, &tenant.options.env_path).ok()??;
-    (Some(envfile::sha256_hex(&current)) == last.content_hash).then_some(last)
+    let hash = last.content_hash.as_deref()?;
+    let current = safe_write::inspect(root, &tenant.options.env_path, tenant.options.owner).ok()??;
+    if let Some(problem) = current.problem() {
+        ctx.log.warn(&format!(
+            "jail {}: {} is {problem}: not fresh, rewriting it",
+            tenant.name,
+            root.join(&tenant.options.env_path).display()
+        ));
+    }
+    // The writer's own definition: content, mode 0600, owner, a single link.
+    current.holds(|bytes| envfile::sha256_hex(bytes) == hash).then_some(last)
 }

@@ -1,7 +1,8 @@
 //! Steps 4–6 for one tenant, after the vault session has closed: the tenant's items become
 //! entries, the entries are rendered in the tenant's format, and the bytes are written beneath
 //! the jail root (`safe_write`: no link followed, 0600, atomic, checked by parsing back).
-//! A dry run stops before the write and keeps value hashes instead.
+//! A dry run stops before the write and keeps value hashes instead. Content over the
+//! writer's size limit is refused (65, bad vault data) before either, naming the limit.
 
 use std::path::Path;
 
@@ -49,6 +50,7 @@ pub(super) fn materialize(
     let keys: Vec<String> = entries.keys().cloned().collect();
     let format = tenant.options.format;
     let bytes = envfile::render(format, &entries)?;
+    within_limit(tenant, &entries, bytes.len())?;
     let hash = envfile::sha256_hex(&bytes);
     if dry_run {
         let hashes = entries
@@ -66,4 +68,28 @@ pub(super) fn materialize(
         Outcome::Unchanged => Done::Unchanged { path, keys: keys.clone() },
     };
     Ok((done, keys, Some(hash)))
+}
+
+/// Refuses a rendered file over the writer's limit (`safe_write::MAX_FILE`) before anything is
+/// written, naming the format, the size, the limit and the largest variable (its name and its
+/// size: never any part of a value).
+fn within_limit(tenant: &Tenant, entries: &Entries, size: usize) -> Result<()> {
+    if size as u64 <= safe_write::MAX_FILE {
+        return Ok(());
+    }
+    let largest = entries
+        .values()
+        .max_by_key(|e| e.value.expose().len())
+        .map(|e| format!("; the largest value is {}'s ({} bytes)", e.name, e.value.expose().len()))
+        .unwrap_or_default();
+    Err(Error::bad_data(
+        &tenant.name,
+        format!(
+            "the env file {} would be {size} bytes in format {}, over the {} limit{largest}; nothing \
+             was written (keep large data out of env files)",
+            tenant.options.env_path.display(),
+            tenant.options.format,
+            safe_write::MAX_FILE_TEXT
+        ),
+    ))
 }

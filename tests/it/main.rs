@@ -20,3 +20,4 @@ mod support;
 mod syslog;
 mod trust;
 mod vault;
+mod writer;

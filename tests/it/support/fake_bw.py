@@ -240,6 +240,20 @@ def write_json_in_place(path, obj, mode=0o600):
         os.close(fd)
 
 
+def write_json_atomically(path, obj):
+    """Replaces `path` by a rename: the fake's own bookkeeping (not bw's data.json, which the real
+    bw rewrites in place) must survive a SIGKILL in the middle of a call, which colibri-vault
+    sends when it is stopped by a signal."""
+    data = (json.dumps(obj, indent=2, ensure_ascii=False) + "\n").encode()
+    tmp = "%s.%d.tmp" % (path, os.getpid())
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        os.write(fd, data)
+    finally:
+        os.close(fd)
+    os.replace(tmp, path)
+
+
 def append_line(path, obj):
     line = (json.dumps(obj, ensure_ascii=True, separators=(",", ":")) + "\n").encode()
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
@@ -1057,7 +1071,7 @@ def main():
         record["fault"] = fault.get("action") if fault else None
         violations += secret_violations(cfg, argv, state)
         violations += overlap_violations(state, appdata_key, step, ppid)
-        write_json_in_place(STATE_PATH, state)
+        write_json_atomically(STATE_PATH, state)
         note_violations(violations, record)
 
     time.sleep(float(cfg.get("latency") or 0) + float((cfg.get("stepLatency") or {}).get(step, 0)))
@@ -1090,7 +1104,7 @@ def main():
             if vault.dirty:
                 write_json_in_place(data_path, vault.data)
             track_session(state, appdata_key, ppid, vault, was_authed)
-            write_json_in_place(STATE_PATH, state)
+            write_json_atomically(STATE_PATH, state)
 
     if fault and when_after:
         apply_fault(fault, out, record)

@@ -212,6 +212,15 @@ impl Host {
         self.prepare(&mut command);
         output(&mut command)
     }
+
+    /// Runs `program pre_args… BIN args…` with this host's environment: the binary started by
+    /// a wrapper (`unshare` with a mount namespace, a shell preparing something first).
+    pub fn run_wrapped(&self, program: &str, pre_args: &[&str], args: &[&str]) -> Outcome {
+        let mut command = Command::new(program);
+        command.args(pre_args).arg(BIN).args(args);
+        self.prepare(&mut command);
+        output(&mut command)
+    }
 }
 
 /// Waits for `child` (started in its own process group, stdout and stderr piped). If it has
