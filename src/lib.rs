@@ -5,6 +5,7 @@
 
 pub mod bw;
 pub mod cli;
+pub mod compat;
 pub mod config;
 pub mod doctor;
 pub mod envfile;
@@ -22,6 +23,7 @@ pub mod provision;
 pub mod safe_write;
 pub mod sanitize;
 pub mod secret;
+pub mod serverinfo;
 pub mod signals;
 pub mod source;
 pub mod spool;

@@ -14,6 +14,7 @@
 
 mod parse;
 mod process;
+mod version;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::ffi::OsString;
@@ -28,6 +29,7 @@ use crate::sanitize;
 use crate::secret::Secret;
 use crate::source::{Fetched, Session};
 use process::{Call, RunError};
+pub use version::installed_version;
 
 /// The only directories bw is looked up in, and the PATH its children get.
 pub const FIXED_PATH: &str = "/usr/local/bin:/usr/bin:/bin";
@@ -114,7 +116,7 @@ pub fn open<'a>(settings: &Settings, log: &'a Log) -> Result<Box<dyn Session + '
         program: settings.bw.clone(),
         source: std::io::Error::new(
             std::io::ErrorKind::NotFound,
-            format!("not found on {FIXED_PATH}; install security/bitwarden-cli or set COLIBRI_BW"),
+            format!("not found on {FIXED_PATH}; {}", crate::compat::install_hint()),
         ),
     })?;
     let appdata = app_data_dir(&settings.state_dir)?;
@@ -365,6 +367,11 @@ impl BwSession<'_> {
             }
         } else {
             stderr
+        };
+        // A known incompatibility or server policy is named, with bw's own words after it.
+        let message = match crate::compat::explain(&message) {
+            Some(why) => format!("{why}; bw said: {message}"),
+            None => message,
         };
         if parse::is_credential_error(&message) {
             Err(Error::VaultAuth { step: step.into(), message })
