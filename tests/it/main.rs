@@ -13,3 +13,4 @@ mod server;
 mod support;
 mod syslog;
 mod vault;
+mod versions;
