@@ -81,6 +81,8 @@ pub fn sync_response(account: &Account, vault: &Vault) -> Value {
                 "status": 2,
                 "type": 0,
                 "enabled": true,
+                // As Vaultwarden sends it; bw 2026.9.0's policy filter needs the boolean.
+                "usePolicies": true,
             }],
         },
         "collections": vault.collections.iter().map(|c| json!({
