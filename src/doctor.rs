@@ -151,7 +151,9 @@ fn check_server(settings: &Settings, f: &mut Findings) -> Option<ServerInfo> {
             "{described}: colibri-vault is tested with Vaultwarden only (tested: {})",
             compat::list(&compat::VAULTWARDEN_TESTED)
         )),
-        Some(parsed) if compat::VAULTWARDEN_TESTED.contains(&parsed.version) && !parsed.dev => f.ok(&described),
+        Some(parsed) if compat::VAULTWARDEN_TESTED.contains(&parsed.version) && !parsed.dev => {
+            f.ok(&described);
+        }
         _ => f.warn(&format!(
             "{described}: not a Vaultwarden release colibri-vault was tested with (tested: {})",
             compat::list(&compat::VAULTWARDEN_TESTED)
