@@ -90,7 +90,7 @@ fn doctor_shows_bw_and_the_server_and_asks_without_credentials() {
     // Trust is bw's: without NODE_EXTRA_CA_CERTS the throw-away CA is unknown, and doctor says so.
     let env = std::fs::read_to_string(&s.host.provider_env).unwrap();
     let without_ca: String =
-        env.lines().filter(|l| !l.starts_with("NODE_EXTRA_CA_CERTS=")).map(|l| format!("{l}\n")).collect();
+        env.lines().filter(|l| !l.starts_with("NODE_EXTRA_CA_CERTS=")).flat_map(|l| [l, "\n"]).collect();
     s.host.write_provider_env(&without_ca);
     let out = s.doctor();
     out.expect(78);
@@ -141,7 +141,7 @@ fn doctor_warns_about_a_bw_outside_the_supported_range() {
 
 #[test]
 fn doctor_shows_what_bw_and_the_server_say_only_sanitized() {
-    let Some(mut s) = setup("doctor against a lying server", "\u{1b}]0;pwned\u{7}2026.6.0") else { return };
+    let Some(s) = setup("doctor against a lying server", "\u{1b}]0;pwned\u{7}2026.6.0") else { return };
     s.server.set_knobs(&json!({"server_version": {
         "vaultwarden": "\u{1b}[2J1.37.2\nproblem  forged line\u{202e}",
         "api": "2026.6.0\u{1b}[31m",
@@ -157,8 +157,8 @@ fn doctor_shows_what_bw_and_the_server_say_only_sanitized() {
 
 #[test]
 fn doctor_bounds_its_wait_for_a_silent_server() {
-    let Some(s) = setup("doctor against a silent server", "2026.6.0") else { return };
     const SILENCE_SECS: u64 = 600;
+    let Some(s) = setup("doctor against a silent server", "2026.6.0") else { return };
     s.server.set_knobs(&json!({"config": {"delay_secs": SILENCE_SECS}}));
     let started = Instant::now();
     let mut child =
