@@ -234,8 +234,7 @@ fn make_dist_makes_the_tarball_with_cargo_lock_and_its_distinfo_entry() {
     assert!(!listing.contains("port/distinfo"), "the distinfo describes the tarball: not in it");
     // distinfo gets the tarball's SHA256 and SIZE, and keeps every crate line.
     let distinfo = fs::read_to_string(port.join("distinfo")).unwrap();
-    use sha2::Digest as _;
-    let sha = sha2::Sha256::digest(&tarball).iter().map(|b| format!("{b:02x}")).collect::<String>();
+    let sha = colibri_vault::envfile::sha256_hex(&tarball);
     assert!(distinfo.contains(&format!("SHA256 ({name}.tar.gz) = {sha}\n")), "{distinfo}");
     assert!(distinfo.contains(&format!("SIZE ({name}.tar.gz) = {}\n", tarball.len())), "{distinfo}");
     let crates =
