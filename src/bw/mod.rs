@@ -10,7 +10,10 @@
 //! `BW_*` variable its step needs, and a deadline; no secret is ever in argv (the password goes
 //! through `--passwordenv`, the session key through `BW_SESSION`); a session that was started
 //! ends with logout on success, error, timeout and signal alike, and a marker file lets the
-//! next run log out first if this process was killed outright (SIGKILL, power loss).
+//! next run log out first if this process was killed outright (SIGKILL, power loss). The
+//! app-data dir is kept across runs and logouts: it holds bw's device identity, so every session
+//! logs in as one device (docs/vault-session.md). A failure that matches a known bw/Vaultwarden
+//! incompatibility is named in the error, before bw's own message (`compat::explain`).
 
 mod parse;
 mod process;
