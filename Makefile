@@ -68,8 +68,13 @@ bench:
 port-crates:
 	$(PYTHON) scripts/port-crates.py
 
+# The port's source tarball (git archive of DIST_REF, default HEAD; Cargo.lock included) and its
+# SHA256 and SIZE in port/distinfo. Settings: DIST_REF, DIST_DIR, PORT_DIR (scripts/dist.sh).
+dist:
+	sh scripts/dist.sh
+
 # Builds a real FreeBSD executable with cargo-zigbuild and checks it is a FreeBSD ELF.
 freebsd-link-check:
 	sh scripts/freebsd-link-check.sh
 
-.PHONY: all build check test demo install clean bench port-crates freebsd-link-check
+.PHONY: all build check test demo install clean bench port-crates dist freebsd-link-check

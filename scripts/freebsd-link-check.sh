@@ -53,4 +53,11 @@ x86_64-*)
 	esac
 	;;
 esac
-echo "freebsd-link-check: ok"
+# The oldest FreeBSD the binary starts on: the newest libc symbol version it needs. FBSD_1.7 is
+# FreeBSD 14.0's libc (e.g. __libc_start1); FBSD_1.8 would mean 15.0. README states 14.0.
+command -v readelf >/dev/null 2>&1 || fail "readelf is not installed (apt-get install binutils)"
+newest=$(readelf --version-info -W "$binary" | grep -o 'FBSD_1\.[0-9]*' | sed 's/FBSD_1\.//' | sort -n | tail -n 1)
+[ -n "$newest" ] || fail "$binary names no FBSD_1.x symbol version"
+echo "freebsd-link-check: newest libc symbol version needed: FBSD_1.$newest"
+[ "$newest" -le 7 ] || fail "$binary needs FBSD_1.$newest, newer than FreeBSD 14.0's FBSD_1.7: update the minimum in README.md and port/Makefile"
+echo "freebsd-link-check: ok (runs on FreeBSD 14.0 and later)"

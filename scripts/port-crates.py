@@ -10,12 +10,14 @@ from Cargo.lock so the port stays in step with the lockfile:
     make port-crates            # rewrite port/Makefile.crates and port/distinfo
     scripts/port-crates.py --check
     scripts/port-crates.py --print makefile-crates|sha256
+    scripts/port-crates.py --distfile colibri-vault-0.1.0.tar.gz   # (make dist)
 
 Cargo.lock's `checksum` of a crates.io package is the SHA256 of its .crate file.
 The SIZE is taken from the existing distinfo when the checksum is unchanged,
 otherwise from the .crate in cargo's download cache ($CARGO_HOME/registry/cache),
 running `cargo fetch --locked` (network) once if some are missing. Entries of
-distinfo that are not crates (the release tarball) are kept as they are.
+distinfo that are not crates (the release tarball) are kept as they are;
+`--distfile FILE` sets FILE's own SHA256 and SIZE (what `make dist` does).
 """
 
 import argparse
@@ -140,8 +142,17 @@ def sizes(crates, known, lock):
     return result
 
 
-def distinfo_text(crates, port, lock):
+def distinfo_text(crates, port, lock, tarball=None):
     timestamp, entries, order = parse_distinfo(port / "distinfo")
+    if tarball is not None:
+        data = tarball.read_bytes()
+        name = tarball.name
+        new = {"SHA256": hashlib.sha256(data).hexdigest(), "SIZE": str(len(data))}
+        if entries.get(name) != new:
+            timestamp = None
+        if name not in entries:
+            order.insert(0, name)
+        entries[name] = new
     size = sizes(crates, entries, lock)
     crate_files = {distfile(c) for c, _ in crates}
     out = []
@@ -170,6 +181,8 @@ def main():
                       help="exit 1 if Makefile.crates or distinfo is out of date")
     mode.add_argument("--print", choices=["makefile-crates", "sha256"],
                       help="write the generated text to stdout, change nothing")
+    parser.add_argument("--distfile", type=Path,
+                        help="also record this file's SHA256 and SIZE (the release tarball)")
     args = parser.parse_args()
 
     crates = read_lock(args.lock)
@@ -182,7 +195,7 @@ def main():
 
     wanted = {
         args.port / "Makefile.crates": makefile_crates(crates),
-        args.port / "distinfo": distinfo_text(crates, args.port, args.lock),
+        args.port / "distinfo": distinfo_text(crates, args.port, args.lock, args.distfile),
     }
     if args.check:
         stale = [p for p, text in wanted.items()

@@ -1,6 +1,9 @@
 //! `colibri-vault doctor`: checks the host's setup and says what to fix.
 //!
-//! Read-only: it runs no `bw` session and writes nothing. Each finding is `ok`, `warning` (works,
+//! Read-only: it runs no `bw` session and writes nothing (`bw --version` runs in a throw-away
+//! app-data dir). With the bw source it shows bw's path and version and the server's name and
+//! version (asked without credentials, `serverinfo`), and compares them with the tested versions
+//! and the known-bad pairs (`compat`). Each finding is `ok`, `warning` (works,
 //! but not as an administrator would want) or `problem` (provisioning will fail); the exit
 //! status is 78 when there is a problem. Beyond the settings it checks every tenant: its root,
 //! its Bastille hook lines (stage and `exec.timeout`), and whether the env file on disk is the
@@ -9,6 +12,7 @@
 use std::path::{Path, PathBuf};
 
 use crate::bastille;
+use crate::compat::{self, Verdict, Version};
 use crate::config::{Flags, Settings, SourceKind};
 use crate::error::{Error, Result};
 use crate::exit;
@@ -17,6 +21,7 @@ use crate::hostfile;
 use crate::jailconf::{self, Hook, Stage};
 use crate::provision::{self, Request};
 use crate::sanitize::{clean, sanitize};
+use crate::serverinfo::{self, ServerInfo};
 use crate::tenant::{FRESH_OUTCOMES, Store, Tenant};
 
 /// Longest line doctor prints, in characters.
@@ -210,13 +215,91 @@ fn check_source(settings: &Settings, f: &mut Findings) {
             {
                 f.problem(&e.to_string());
             }
-            match crate::bw::find(&settings.bw) {
-                Some(path) => f.ok(&format!("bw found at {}", path.display())),
-                None => f.problem(&format!(
-                    "bw not found on {} (pkg install bitwarden-cli, or set COLIBRI_BW)",
-                    crate::bw::FIXED_PATH
-                )),
-            }
+            let bw = check_bw(settings, f);
+            let server = check_server(settings, f);
+            check_pair(bw, server.as_ref(), f);
+        }
+    }
+}
+
+/// bw's path and version, against the supported range (compat.rs).
+fn check_bw(settings: &Settings, f: &mut Findings) -> Option<Version> {
+    let Some(path) = crate::bw::find(&settings.bw) else {
+        f.problem(&format!("bw not found on {}: {}", crate::bw::FIXED_PATH, compat::install_hint()));
+        return None;
+    };
+    let shown = clean(&path.display().to_string());
+    match crate::bw::installed_version(&path, settings.bw_timeout) {
+        Err(e) => {
+            f.problem(&format!("bw at {shown}: {e}; {}", compat::install_hint()));
+            None
+        }
+        Ok(found) if compat::bw_supported(found.version) && !found.dev => {
+            f.ok(&format!(
+                "bw {} at {shown} (supported: {} to {}; tested: {})",
+                found.version,
+                compat::BW_TESTED[0],
+                compat::BW_TESTED[compat::BW_TESTED.len() - 1],
+                compat::list(&compat::BW_TESTED)
+            ));
+            Some(found.version)
+        }
+        Ok(found) => {
+            f.warn(&format!(
+                "bw {}{} at {shown} is outside the supported range {} to {} (tested: {}); pin the recommended one: {} (or set COLIBRI_BW to a supported bw)",
+                found.version,
+                if found.dev { " (a development build)" } else { "" },
+                compat::BW_TESTED[0],
+                compat::BW_TESTED[compat::BW_TESTED.len() - 1],
+                compat::list(&compat::BW_TESTED),
+                compat::pin_command()
+            ));
+            Some(found.version)
+        }
+    }
+}
+
+/// The server's name and version, asked without credentials (serverinfo.rs).
+fn check_server(settings: &Settings, f: &mut Findings) -> Option<ServerInfo> {
+    // A server that is not https://, or carries a user:password@, was reported above and is
+    // never contacted.
+    let server = settings.credential("BW_SERVER").filter(|s| crate::bw::check_server(s.expose()).is_ok())?;
+    let ca = settings.credential("NODE_EXTRA_CA_CERTS").map(|c| std::path::PathBuf::from(c.expose()));
+    let info = match serverinfo::query(server.expose(), ca.as_deref(), serverinfo::TIMEOUT) {
+        Ok(info) => info,
+        Err(e) => {
+            f.problem(&format!("could not ask the server for its version: {e}"));
+            return None;
+        }
+    };
+    let name = info.name.as_deref().unwrap_or("a server that gives no name (Bitwarden's own?)");
+    let version = info.version_text.as_deref().unwrap_or("(no /api/version)");
+    let api = info.api_version.map_or_else(|| "unknown".to_owned(), |v| v.to_string());
+    let described = format!("server {}: {name} {version} (Bitwarden API {api})", clean(server.expose()));
+    match info.version {
+        _ if !info.is_vaultwarden() => f.warn(&format!(
+            "{described}: colibri-vault is tested with Vaultwarden only (tested: {})",
+            compat::list(&compat::VAULTWARDEN_TESTED)
+        )),
+        Some(parsed) if compat::VAULTWARDEN_TESTED.contains(&parsed.version) && !parsed.dev => {
+            f.ok(&described);
+        }
+        _ => f.warn(&format!(
+            "{described}: not a Vaultwarden release colibri-vault was tested with (tested: {})",
+            compat::list(&compat::VAULTWARDEN_TESTED)
+        )),
+    }
+    Some(info)
+}
+
+/// Known-bad pairs of the bw and the Vaultwarden found.
+fn check_pair(bw: Option<Version>, server: Option<&ServerInfo>, f: &mut Findings) {
+    let (Some(bw), Some(server)) = (bw, server) else { return };
+    let Some(version) = server.version.filter(|_| server.is_vaultwarden()) else { return };
+    for verdict in compat::check_pair(bw, version) {
+        match verdict {
+            Verdict::Bad(text) => f.problem(&text),
+            Verdict::Doubtful(text) => f.warn(&text),
         }
     }
 }

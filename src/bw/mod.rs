@@ -10,10 +10,14 @@
 //! `BW_*` variable its step needs, and a deadline; no secret is ever in argv (the password goes
 //! through `--passwordenv`, the session key through `BW_SESSION`); a session that was started
 //! ends with logout on success, error, timeout and signal alike, and a marker file lets the
-//! next run log out first if this process was killed outright (SIGKILL, power loss).
+//! next run log out first if this process was killed outright (SIGKILL, power loss). The
+//! app-data dir is kept across runs and logouts: it holds bw's device identity, so every session
+//! logs in as one device (docs/vault-session.md). A failure that matches a known bw/Vaultwarden
+//! incompatibility is named in the error, before bw's own message (`compat::explain`).
 
 mod parse;
 pub(crate) mod process;
+mod version;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::ffi::OsString;
@@ -28,6 +32,7 @@ use crate::sanitize;
 use crate::secret::Secret;
 use crate::source::{Fetched, Session};
 use process::{Call, RunError};
+pub use version::installed_version;
 
 /// The only directories bw is looked up in, and the PATH its children get.
 pub const FIXED_PATH: &str = "/usr/local/bin:/usr/bin:/bin";
@@ -141,7 +146,7 @@ pub fn open<'a>(settings: &Settings, log: &'a Log) -> Result<Box<dyn Session + '
         program: settings.bw.clone(),
         source: std::io::Error::new(
             std::io::ErrorKind::NotFound,
-            format!("not found on {FIXED_PATH}; install security/bitwarden-cli or set COLIBRI_BW"),
+            format!("not found on {FIXED_PATH}; {}", crate::compat::install_hint()),
         ),
     })?;
     let appdata = app_data_dir(&settings.state_dir)?;
@@ -422,6 +427,11 @@ impl BwSession<'_> {
             }
         } else {
             stderr
+        };
+        // A known incompatibility or server policy is named, with bw's own words after it.
+        let message = match crate::compat::explain(&message) {
+            Some(why) => format!("{why}; bw said: {message}"),
+            None => message,
         };
         if parse::is_credential_error(&message) {
             Err(Error::VaultAuth { step: step.into(), message })

@@ -20,4 +20,5 @@ mod support;
 mod syslog;
 mod trust;
 mod vault;
+mod versions;
 mod writer;

@@ -139,9 +139,16 @@ fn port_makefile_declares_what_the_port_needs() {
     let get = |k: &str| vars.get(k).map_or("", String::as_str);
     assert_eq!(get("PORTNAME"), "colibri-vault");
     assert_eq!(get("USES"), "cargo");
-    assert_eq!(get("RUN_DEPENDS"), "bw:security/bitwarden-cli");
-    assert_eq!(get("ONLY_FOR_ARCHS"), "aarch64 amd64");
     assert_eq!(get("USE_RC_SUBR"), "colibri_vault");
+    // A distfile story: Mk/Uses/cargo.mk appends the crates to DISTFILES, so bsd.port.mk's
+    // `DISTFILES?=` default never applies and the port must name its own tarball (as
+    // www/newsboat does); it comes from a master site, LOCAL until one is published.
+    assert_eq!(get("DISTFILES"), "${DISTNAME}${EXTRACT_SUFX}");
+    assert_eq!(get("MASTER_SITES"), "LOCAL/${PORTNAME}");
+    // Supported from FreeBSD 14.0 (scripts/freebsd-link-check.sh checks the binary for it).
+    assert!(read("port/Makefile").contains(
+        ".if ${OPSYS} == FreeBSD && ${OSVERSION} < 1400000\nIGNORE=\t\tneeds FreeBSD 14.0 or later\n"
+    ));
     assert_eq!(get("LICENSE"), "BSD2CLAUSE");
     assert!(read("port/Makefile").contains(".include <bsd.port.mk>"));
     // The version is the crate's.
@@ -151,6 +158,90 @@ fn port_makefile_declares_what_the_port_needs() {
         "port/Makefile DISTVERSION {} is not Cargo.toml's version",
         get("DISTVERSION")
     );
+}
+
+/// Option helpers a port may define for an option (Mk/Components/options.mk's
+/// `_ALL_OPTIONS_HELPERS` for the kinds used here, plus `_DESC`).
+const OPTION_HELPERS: [&str; 4] = ["DESC", "RUN_DEPENDS", "RUN_DEPENDS_OFF", "VARS"];
+
+#[test]
+fn bw_is_an_option_off_by_default_never_a_hard_dependency() {
+    // security/bitwarden-cli sets LICENSE=BITWARDEN GPLv3, LICENSE_COMB=multi and
+    // LICENSE_PERMS_BITWARDEN=none: bsd.licenses.mk then asks for confirmation, and under BATCH
+    // (the package builders) sets IGNORE, so the builders skip it and every port that depends
+    // on it. bw is an OPTION, off by default, on the architectures bitwarden-cli builds for.
+    let vars = port_vars();
+    let text = read("port/Makefile");
+    for kind in ["RUN_DEPENDS", "BUILD_DEPENDS", "LIB_DEPENDS", "DEPENDS"] {
+        assert!(!vars.contains_key(kind), "port/Makefile sets {kind}: bw must not be a hard dependency");
+    }
+    assert!(!vars.contains_key("ONLY_FOR_ARCHS"), "only bw was limited to aarch64 and amd64");
+    for arch in ["aarch64", "amd64"] {
+        assert_eq!(vars.get(&format!("OPTIONS_DEFINE_{arch}")).map(String::as_str), Some("BW"), "{arch}");
+    }
+    for key in vars.keys() {
+        if key.starts_with("OPTIONS_DEFAULT") || key == "OPTIONS_SET" {
+            assert!(!vars[key].split_whitespace().any(|o| o == "BW"), "BW must be off by default");
+        }
+        if let Some(helper) = key.strip_prefix("BW_") {
+            assert!(OPTION_HELPERS.contains(&helper), "{key} is not an option helper");
+        }
+    }
+    assert_eq!(vars["BW_RUN_DEPENDS"], "bw:security/bitwarden-cli");
+    assert!(vars["BW_DESC"].contains("LICENSES_ACCEPTED+=BITWARDEN"), "{}", vars["BW_DESC"]);
+    // The only mention of bitwarden-cli as a dependency is the option helper.
+    let mentions: Vec<&str> = text
+        .lines()
+        .filter(|l| l.contains("security/bitwarden-cli") && !l.starts_with('#') && !l.starts_with("BW_DESC="))
+        .collect();
+    assert_eq!(mentions, ["BW_RUN_DEPENDS=\tbw:security/bitwarden-cli"]);
+    // The option machinery needs bsd.port.options.mk before the conditional part.
+    let options = text.find(".include <bsd.port.options.mk>").expect("bsd.port.options.mk");
+    assert!(options < text.find(".include <bsd.port.mk>").unwrap());
+}
+
+#[test]
+fn make_dist_makes_the_tarball_with_cargo_lock_and_its_distinfo_entry() {
+    let tmp = tempfile::tempdir().unwrap();
+    let port = tmp.path().join("port");
+    fs::create_dir_all(&port).unwrap();
+    for file in ["distinfo", "Makefile.crates"] {
+        fs::copy(root().join("port").join(file), port.join(file)).unwrap();
+    }
+    let dist = |make: &str| {
+        let out = Command::new(make)
+            .arg("dist")
+            .current_dir(root())
+            .env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("HOME", std::env::var_os("HOME").unwrap_or_default())
+            .env("DIST_DIR", tmp.path())
+            .env("PORT_DIR", &port)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{make} dist: {}", String::from_utf8_lossy(&out.stderr));
+        fs::read(tmp.path().join(format!("colibri-vault-{}.tar.gz", port_vars()["DISTVERSION"]))).unwrap()
+    };
+    let tarball = dist("make");
+    let name = format!("colibri-vault-{}", port_vars()["DISTVERSION"]);
+    let listing =
+        Command::new("tar").arg("-tzf").arg(tmp.path().join(format!("{name}.tar.gz"))).output().unwrap();
+    let listing = String::from_utf8(listing.stdout).unwrap();
+    for file in ["Cargo.lock", "Cargo.toml", "src/main.rs", "Makefile", "port/files/provider.env.sample"] {
+        assert!(listing.lines().any(|l| l == format!("{name}/{file}")), "{file} not in the tarball");
+    }
+    assert!(listing.lines().all(|l| l.starts_with(&format!("{name}/"))), "WRKSRC is {name}");
+    assert!(!listing.contains("port/distinfo"), "the distinfo describes the tarball: not in it");
+    // distinfo gets the tarball's SHA256 and SIZE, and keeps every crate line.
+    let distinfo = fs::read_to_string(port.join("distinfo")).unwrap();
+    let sha = colibri_vault::envfile::sha256_hex(&tarball);
+    assert!(distinfo.contains(&format!("SHA256 ({name}.tar.gz) = {sha}\n")), "{distinfo}");
+    assert!(distinfo.contains(&format!("SIZE ({name}.tar.gz) = {}\n", tarball.len())), "{distinfo}");
+    let crates =
+        |t: &str| t.lines().filter(|l| l.contains("(rust/crates/")).map(str::to_owned).collect::<Vec<_>>();
+    assert_eq!(crates(&distinfo), crates(&read("port/distinfo")));
+    // The same commit gives the same bytes, with FreeBSD's make too.
+    assert_eq!(dist("bmake"), tarball, "make dist is not reproducible");
 }
 
 /// The files pkg-plist lists, relative to PREFIX, with `%%DATADIR%%` and friends expanded.
@@ -301,7 +392,13 @@ fn pkg_message_covers_the_first_steps() {
     let message = read("port/pkg-message");
     assert!(message.starts_with("[\n{ type: install\n  message: <<EOM\n"));
     assert!(message.ends_with("EOM\n}\n]\n"));
+    let pin = colibri_vault::compat::pin_command();
     for step in [
+        pin.as_str(),
+        "npm-node22",
+        "LICENSES_ACCEPTED+=BITWARDEN",
+        "COLIBRI_BW",
+        "colibri-vault doctor",
         "ln -s /usr/local/share/colibri-vault/templates/colibri",
         "chmod 600 provider.env",
         "colibri-vault tenant add",
@@ -518,5 +615,28 @@ fn man_page_documents_every_option_and_no_other() {
     }
     for status in ["0", "64", "65", "66", "69", "73", "75", "77", "78"] {
         assert!(page.contains(&format!("\n.It {status}\n")), "EXIT STATUS lacks {status}");
+    }
+}
+
+#[test]
+fn ci_installs_the_tested_bw_releases_and_the_docs_pin_the_recommended_one() {
+    use colibri_vault::compat::{BW_RECOMMENDED, BW_TESTED};
+    let ci = read(".ci/run");
+    let value = |key: &str| {
+        ci.lines()
+            .find_map(|l| l.strip_prefix(&format!("{key}=")))
+            .unwrap_or_else(|| panic!(".ci/run sets no {key}"))
+            .trim_matches('"')
+            .to_owned()
+    };
+    assert_eq!(value("BW_VERSION"), BW_RECOMMENDED.to_string(), "the bw on PATH in CI");
+    let others: Vec<String> =
+        BW_TESTED.iter().filter(|v| **v != BW_RECOMMENDED).map(ToString::to_string).collect();
+    assert_eq!(value("BW_OTHER_VERSIONS"), others.join(" "), "compat::BW_TESTED must all be installed");
+    let pin = colibri_vault::compat::pin_command();
+    for doc in ["README.md", "port/pkg-message", "docs/colibri-vault.8"] {
+        let text = read(doc).replace("\\-", "-").replace("\\&", "");
+        assert!(text.contains(&pin), "{doc} does not pin bw with {pin:?}");
+        assert!(text.contains("COLIBRI_BW"), "{doc} does not document COLIBRI_BW");
     }
 }

@@ -11,12 +11,13 @@
 //! state dir, and they run in parallel on cargo's test threads. Missing bw or server: a failure
 //! under `CI=true`, else a loud skip (`bwserver::require`).
 
+use std::collections::BTreeSet;
 use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use serde_json::json;
+use serde_json::{Value, json};
 
 use crate::support::bwserver::{self, BwServer, CLIENT_SECRET, MASTER_PASSWORD, Spec};
 use crate::support::host::{Host, Outcome, file_state};
@@ -38,13 +39,18 @@ struct Tier {
 /// registered for each of `tenants`.
 fn tier(what: &str, spec: &Spec, tenants: &[&str]) -> Option<Tier> {
     let tools = bwserver::require(what)?;
-    let server = BwServer::start(&tools.server, spec);
+    Some(tier_with(&tools.server, tools.bw, spec, tenants))
+}
+
+/// `tier` with a given bw and server binary.
+fn tier_with(server: &Path, bw: PathBuf, spec: &Spec, tenants: &[&str]) -> Tier {
+    let server = BwServer::start(server, spec);
     let host = Host::new();
-    host.write_provider_env(&server.provider_env(&tools.bw));
+    host.write_provider_env(&server.provider_env(&bw));
     for name in tenants {
         host.tenant(name, &[]);
     }
-    Some(Tier { host, server, bw: tools.bw })
+    Tier { host, server, bw }
 }
 
 impl Tier {
@@ -450,4 +456,139 @@ fn a_run_killed_outright_takes_its_bw_along_and_the_next_run_logs_out_first() {
     t.server.set_knobs(&json!({}));
     t.run(&["provision", "web"]).expect(0).stderr_has("logging out first");
     assert_eq!(std::fs::read_to_string(t.host.root_of("web").join(".env")).unwrap(), "K='v'\n");
+}
+
+/// Words of `text` that look like a bw session key: 88 characters of base64 ending in `==`.
+fn session_key_like(text: &str) -> Vec<&str> {
+    text.split(|c: char| !(c.is_ascii_alphanumeric() || c == '+' || c == '/' || c == '='))
+        .filter(|w| w.len() == 88 && w.ends_with("=="))
+        .collect()
+}
+
+#[test]
+fn one_device_identity_across_sessions_and_logouts_and_a_server_that_mails_new_devices() {
+    // Vaultwarden mails the owner about every login from a device it does not know, and with
+    // REQUIRE_DEVICE_EMAIL fails the login when the mail fails. The device is bw's app id, kept
+    // in the app-data dir, which colibri-vault keeps across runs and logouts: one device, forever.
+    let mut spec = Spec::new();
+    spec.tenant("web").login("web", "K", "v");
+    let Some(t) = tier("one device identity, new-device mail", &spec, &["web"]) else { return };
+
+    // A first login while the server cannot mail: refused, with the cause and what to do.
+    t.server.set_knobs(&json!({"require_device_email": true}));
+    let out = t.run(&["provision", "web"]);
+    out.expect(69)
+        .stderr_has("Could not send login notification email")
+        .stderr_has("REQUIRE_DEVICE_EMAIL")
+        .stderr_has("fix the server's SMTP settings")
+        .stderr_has("keep that directory");
+    assert!(!t.host.root_of("web").join(".env").exists());
+
+    // Mail works again: the session succeeds (at -vv, which shows every bw call).
+    t.server.set_knobs(&json!({}));
+    let out = t.run(&["-vv", "provision", "web"]);
+    out.expect(0);
+    // bw's login printed `$ export BW_SESSION="<88 chars>"` and unlock its key: neither shows.
+    assert!(out.stderr.contains("colibri-vault: bw login"), "{}", out.stderr);
+    assert!(!out.all_output().contains("BW_SESSION"), "{}", out.all_output());
+    assert!(session_key_like(&out.all_output()).is_empty(), "{}", out.all_output());
+
+    // The server cannot mail again: the device is known now, so the next session still works.
+    t.server.set_knobs(&json!({"require_device_email": true}));
+    t.run(&["provision", "web"]).expect(0);
+    assert_eq!(std::fs::read_to_string(t.host.root_of("web").join(".env")).unwrap(), "K='v'\n");
+
+    let tokens: Vec<Value> =
+        t.server.requests().into_iter().filter(|r| r["path"] == "/identity/connect/token").collect();
+    assert_eq!(tokens.len(), 3, "{tokens:?}");
+    let devices: BTreeSet<&str> = tokens.iter().map(|r| r["device_identifier"].as_str().unwrap()).collect();
+    assert_eq!(devices.len(), 1, "3 logins (2 logouts between them), one device: {tokens:?}");
+    let new: Vec<bool> = tokens.iter().map(|r| r["new_device"].as_bool().unwrap()).collect();
+    assert_eq!(new, [true, true, false], "new until its first successful login: {tokens:?}");
+    // It is bw's app id, still in the app-data dir after the last logout.
+    let data: Value =
+        serde_json::from_str(&std::fs::read_to_string(t.appdata().join("data.json")).unwrap()).unwrap();
+    assert_eq!(data["global_applicationId_appId"].as_str(), devices.first().copied());
+}
+
+#[test]
+fn an_old_vaultwarden_is_named_with_what_to_do() {
+    // Vaultwarden 1.35.2 reports itself so, and its API-key token response lacks the
+    // UserDecryptionOptions (and AccountKeys) that bw 2025.12.0 and later require
+    // (vaultwarden#6709, fixed in 1.35.3).
+    let mut spec = Spec::new();
+    spec.tenant("web").login("web", "K", "v");
+    let Some(t) = tier("an old Vaultwarden", &spec, &["web"]) else { return };
+    t.server.set_knobs(&json!({
+        "server_version": {"vaultwarden": "1.35.2", "api": "2025.12.0"},
+        "omit_fields": ["token.UserDecryptionOptions", "token.AccountKeys"],
+    }));
+    let out = t.run(&["provision", "web"]);
+    out.expect(69)
+        .stderr_has("bw login failed")
+        .stderr_has("known incompatibility")
+        .stderr_has("vaultwarden#6709")
+        .stderr_has("upgrade Vaultwarden to 1.35.3 or later")
+        .stderr_has("bw said: Error: User Decryption Options are required");
+    let out = t.host.run(&["doctor"]);
+    out.expect(78);
+    let bw_version = String::from_utf8(
+        Command::new(&t.bw)
+            .arg("--version")
+            .env("BITWARDENCLI_APPDATA_DIR", t.host.path().join("v"))
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .unwrap();
+    let expected = format!(
+        "problem  bw {} with Vaultwarden 1.35.2: known-bad pair (vaultwarden#6709",
+        bw_version.trim()
+    );
+    assert!(out.stdout.contains(&expected), "{expected:?} not in:\n{}", out.stdout);
+    assert!(out.stdout.contains("Vaultwarden 1.35.2 (Bitwarden API 2025.12.0)"), "{}", out.stdout);
+}
+
+#[test]
+fn bw_2026_9_against_a_vaultwarden_without_the_user_key_id_route() {
+    // bw 2026.9.0 posts the user key's id after unlocking; Vaultwarden up to 1.37.3 answers 404
+    // (vaultwarden#7750). CI installs that bw beside the recommended one (.ci/run).
+    const VERSION: &str = "2026.9.0";
+    let what = "bw 2026.9.0 and the user-key-id 404";
+    let Some(server) = bwserver::require_server(what) else { return };
+    let Some(bw) = real_bw::require_release(what, VERSION) else { return };
+    let mut spec = Spec::new();
+    spec.tenant("web").login("web", "K", "v");
+    let t = tier_with(&server, bw, &spec, &["web"]);
+    t.server.set_knobs(&json!({"user_key_id": "not_found"}));
+    let out = t.run(&["provision", "web"]);
+    out.expect(69)
+        .stderr_has("bw unlock failed")
+        .stderr_has("vaultwarden#7750")
+        .stderr_has("npm install -g @bitwarden/cli@2026.6.0")
+        .stderr_has("upgrade Vaultwarden to a release after 1.37.3")
+        .stderr_has("bw said: ")
+        .stderr_has("KeyIdBackfillError");
+    assert!(!t.host.root_of("web").join(".env").exists());
+    assert!(
+        t.server
+            .requests()
+            .iter()
+            .any(|r| r["path"] == "/api/accounts/key-management/user-key-id" && r["status"] == 404)
+    );
+    // doctor sees the same pair before any session: bw 2026.9.0 with Vaultwarden 1.37.2.
+    let out = t.host.run(&["doctor"]);
+    out.expect(78);
+    assert!(
+        out.stdout
+            .contains("problem  bw 2026.9.0 with Vaultwarden 1.37.2: known-bad pair (vaultwarden#7750)"),
+        "{}",
+        out.stdout
+    );
+    // A Vaultwarden with the route (after 1.37.3): the same bw works.
+    t.server.set_knobs(&json!({"server_version": {"vaultwarden": "1.37.4"}}));
+    t.run(&["provision", "web"]).expect(0);
+    assert_eq!(std::fs::read_to_string(t.host.root_of("web").join(".env")).unwrap(), "K='v'\n");
+    let out = t.host.run(&["doctor"]);
+    assert!(!out.stdout.contains("known-bad"), "{}", out.stdout);
 }

@@ -459,3 +459,61 @@ fn an_unreadable_data_file_left_by_a_killed_bw_is_removed_not_kept() {
     let left = std::fs::read_to_string(&data).unwrap_or_default();
     assert!(!left.contains(&Account::default().client_secret), "{left}");
 }
+
+/// The text between `export BW_SESSION="` and the next `"` in `stdout`, if any.
+fn printed_session_key(stdout: &str) -> Option<String> {
+    let rest = stdout.split("export BW_SESSION=\"").nth(1)?;
+    rest.split('"').next().map(str::to_owned)
+}
+
+/// Every file under `dir` whose bytes contain `needle`.
+fn files_containing(dir: &Path, needle: &[u8]) -> Vec<PathBuf> {
+    let mut found = Vec::new();
+    let Ok(entries) = std::fs::read_dir(dir) else { return found };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        let Ok(meta) = std::fs::symlink_metadata(&path) else { continue };
+        if meta.is_dir() {
+            found.extend(files_containing(&path, needle));
+        } else if meta.is_file()
+            && std::fs::read(&path).is_ok_and(|bytes| bytes.windows(needle.len()).any(|w| w == needle))
+        {
+            found.push(path);
+        }
+    }
+    found
+}
+
+/// `bw login --apikey --nointeraction` prints a session key (`$ export BW_SESSION="…"`) that
+/// unlocks nothing, and `unlock --raw` prints the real one: neither may reach the terminal, the
+/// log (even at -vv), the database or any file of ours. The real key goes only into the
+/// environment of the calls that need it.
+#[test]
+fn session_keys_printed_by_bw_go_nowhere_even_at_debug_level() {
+    let v = vault(&["web"]);
+    let out = v.host.run(&["-vv", "provision", "web"]);
+    out.expect(0);
+    let calls = v.fake.calls();
+    let login = calls.iter().find(|c| c.step == "login").expect("a login call");
+    let login_key = printed_session_key(&login.stdout).expect("the fake prints bw's export line on login");
+    let unlock = calls.iter().find(|c| c.step == "unlock").expect("an unlock call");
+    let session_key = unlock.stdout.trim().to_owned();
+    assert!(login_key.len() >= 64 && session_key.len() >= 64, "{login_key:?} {session_key:?}");
+    assert!(out.stderr.contains("colibri-vault: bw login"), "-vv shows the calls:\n{}", out.stderr);
+    for (what, key) in [("login's printed key", &login_key), ("the session key", &session_key)] {
+        assert!(!out.all_output().contains(key.as_str()), "{what} in the output:\n{}", out.all_output());
+        // The fake's own records (calls.jsonl) hold what it printed; nothing of ours may.
+        let leaked: Vec<PathBuf> = files_containing(v.host.path(), key.as_bytes())
+            .into_iter()
+            .filter(|p| !p.starts_with(v.fake.dir()))
+            .collect();
+        assert!(leaked.is_empty(), "{what} written to {leaked:?}");
+    }
+    assert!(!out.all_output().contains("BW_SESSION"), "{}", out.all_output());
+    // The real key was handed on through the environment, and only to the listings.
+    for call in calls.iter().filter(|c| c.step.starts_with("list")) {
+        assert_eq!(call.env.get("BW_SESSION"), Some(&session_key), "{}", call.step);
+    }
+    assert!(calls.iter().all(|c| c.env.get("BW_SESSION") != Some(&login_key)), "login's key was used");
+    v.assert_clean();
+}

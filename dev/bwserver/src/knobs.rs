@@ -26,6 +26,20 @@ pub struct Knobs {
     /// `GET /api/organizations/{id}/collections`
     #[serde(default)]
     pub org_collections: Option<Fault>,
+    /// `GET /api/version`
+    #[serde(default)]
+    pub version: Option<Fault>,
+    /// `POST /api/accounts/key-management/user-key-id` (bw 2026.9.0 posts it after unlocking;
+    /// Vaultwarden up to 1.37.3 answers 404: `"not_found"`).
+    #[serde(default)]
+    pub user_key_id: Option<Fault>,
+    /// What the server reports about itself (default: Vaultwarden 1.37.2, API 2026.6.0).
+    #[serde(default)]
+    pub server_version: Option<ServerVersion>,
+    /// As Vaultwarden with `REQUIRE_DEVICE_EMAIL=true` whose mail cannot be sent: a login from a
+    /// device that has not logged in successfully before is refused.
+    #[serde(default)]
+    pub require_device_email: bool,
     /// Vaultwarden's login limiter; absent: its defaults (burst 10, one more every 60 s).
     #[serde(default)]
     pub rate_limit: Option<RateLimit>,
@@ -42,6 +56,18 @@ pub struct Knobs {
     /// Replaces the spec's items.
     #[serde(default)]
     pub items: Option<Vec<ItemSpec>>,
+}
+
+/// `server_version`: the strings `/api/version` and `/api/config` report, verbatim.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerVersion {
+    /// `/api/version` (Vaultwarden's release).
+    #[serde(default)]
+    pub vaultwarden: Option<String>,
+    /// `version` of `/api/config` (the Bitwarden API release it emulates).
+    #[serde(default)]
+    pub api: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, Deserialize)]
@@ -147,7 +173,10 @@ mod tests {
                 "revision_date": {"delay_secs": 3},
                 "rate_limit": {"max_burst": 1, "period_secs": 60},
                 "omit_fields": ["token.AccountKeys"],
-                "items": [{"type": "login", "name": "K", "password": "v"}]
+                "items": [{"type": "login", "name": "K", "password": "v"}],
+                "user_key_id": "not_found",
+                "server_version": {"vaultwarden": "1.35.2", "api": "2025.12.0"},
+                "require_device_email": true
             }"#,
         )
         .unwrap();
@@ -157,6 +186,9 @@ mod tests {
         assert!(matches!(k.revision_date, Some(Fault::Custom(CustomFault { status: None, .. }))));
         assert_eq!(k.rate_limit().max_burst, 1);
         assert_eq!(k.items.unwrap()[0].name, "K");
+        assert!(matches!(k.user_key_id, Some(Fault::Preset(Preset::NotFound))));
+        assert_eq!(k.server_version.unwrap().vaultwarden.as_deref(), Some("1.35.2"));
+        assert!(k.require_device_email);
     }
 
     #[test]
@@ -170,5 +202,6 @@ mod tests {
         let k = Knobs::default();
         assert_eq!(k.rate_limit().max_burst, 10);
         assert!(k.token.is_none() && k.items.is_none());
+        assert!(k.user_key_id.is_none() && k.server_version.is_none() && !k.require_device_email);
     }
 }

@@ -5,6 +5,7 @@
 //! appends one line to `requests.jsonl`, and only then sleeps (a knob delay) and answers, so the
 //! log shows a request even when the client gives up waiting.
 
+use std::collections::HashSet;
 use std::fs::File;
 use std::io::{BufReader, Write as _};
 use std::net::TcpStream;
@@ -36,6 +37,9 @@ pub struct Server {
     pub vault: Mutex<Vault>,
     limiter: Mutex<Limiter>,
     log: Mutex<File>,
+    /// `deviceIdentifier`s that have logged in successfully (Vaultwarden's devices table, for
+    /// the one user): a device is new until its first successful login.
+    known_devices: Mutex<HashSet<String>>,
 }
 
 /// What to do with one request once it is decided.
@@ -50,11 +54,13 @@ struct Decision {
     delay: Duration,
     /// For the log: the token request's `grant_type`.
     grant_type: Option<String>,
+    /// For the log: the token request's `deviceIdentifier`, and whether that device was new.
+    device: Option<(String, bool)>,
 }
 
 impl Decision {
     fn now(answer: Answer) -> Self {
-        Self { answer, delay: Duration::ZERO, grant_type: None }
+        Self { answer, delay: Duration::ZERO, grant_type: None, device: None }
     }
 }
 
@@ -62,9 +68,11 @@ impl Decision {
 enum Route {
     Token,
     Config,
+    Version,
     Sync,
     RevisionDate,
     OrgCollections,
+    UserKeyId,
     NotFound,
 }
 
@@ -74,6 +82,8 @@ impl Route {
         match (method, path) {
             ("POST", "/identity/connect/token") => Route::Token,
             ("GET", "/api/config") => Route::Config,
+            ("GET", "/api/version") => Route::Version,
+            ("POST", "/api/accounts/key-management/user-key-id") => Route::UserKeyId,
             ("GET", "/api/sync") => Route::Sync,
             ("GET", "/api/accounts/revision-date") => Route::RevisionDate,
             ("GET", p) if is_org_collections(p) => Route::OrgCollections,
@@ -85,6 +95,8 @@ impl Route {
         match self {
             Route::Token => knobs.token.as_ref(),
             Route::Config => knobs.config.as_ref(),
+            Route::Version => knobs.version.as_ref(),
+            Route::UserKeyId => knobs.user_key_id.as_ref(),
             Route::Sync => knobs.sync.as_ref(),
             Route::RevisionDate => knobs.revision_date.as_ref(),
             Route::OrgCollections => knobs.org_collections.as_ref(),
@@ -114,6 +126,7 @@ impl Server {
             vault: Mutex::new(vault),
             limiter: Mutex::new(Limiter::default()),
             log: Mutex::new(log),
+            known_devices: Mutex::new(HashSet::new()),
         }
     }
 
@@ -156,18 +169,33 @@ impl Server {
             Some(Fault::Custom(c)) if c.status.is_some() => Some(custom_answer(c, route)),
             _ => None,
         };
+        let device = form.as_deref().and_then(|f| lookup(f, "deviceIdentifier")).map(|d| {
+            let known = self.known_devices.lock().unwrap_or_else(PoisonError::into_inner).contains(d);
+            (d.to_owned(), !known)
+        });
+        let reported = knobs.server_version.clone().unwrap_or_default();
         let answer = forced.unwrap_or_else(|| {
             Answer::Respond(match route {
                 Route::Token => self.token(form.as_deref().unwrap_or_default(), &knobs),
-                Route::Config => self.document("config", wire::config_response(), &knobs),
+                Route::Config => self.document(
+                    "config",
+                    wire::config_response(reported.api.as_deref().unwrap_or(wire::API_VERSION)),
+                    &knobs,
+                ),
+                Route::Version => Response::json(
+                    200,
+                    &wire::version_response(
+                        reported.vaultwarden.as_deref().unwrap_or(wire::VAULTWARDEN_VERSION),
+                    ),
+                ),
                 Route::NotFound => not_found(),
-                Route::Sync | Route::RevisionDate | Route::OrgCollections => {
+                Route::Sync | Route::RevisionDate | Route::OrgCollections | Route::UserKeyId => {
                     self.authenticated(route, request, &knobs)
                 }
             })
         });
         let grant_type = form.as_deref().and_then(|f| lookup(f, "grant_type")).map(str::to_owned);
-        Decision { answer, delay, grant_type }
+        Decision { answer, delay, grant_type, device }
     }
 
     fn broken_knobs(&self, error: &str) -> Decision {
@@ -227,6 +255,15 @@ impl Server {
         if field("client_secret") != Some(self.account.client_secret.as_str()) {
             return bad("Incorrect client_secret");
         }
+        // Vaultwarden mails the owner about a new device; with REQUIRE_DEVICE_EMAIL a failed
+        // mail fails the login, and the device stays new (identity.rs, user_api_key_login).
+        let device = field("deviceIdentifier").unwrap_or_default();
+        let mut known = self.known_devices.lock().unwrap_or_else(PoisonError::into_inner);
+        if knobs.require_device_email && !known.contains(device) {
+            return bad("Could not send login notification email. Please contact your administrator.");
+        }
+        known.insert(device.to_owned());
+        drop(known);
         let lifetime = knobs.token_lifetime_secs.unwrap_or(DEFAULT_TOKEN_LIFETIME_SECS);
         let mut claims = wire::token_claims(&self.account, &self.url, unix_now(), lifetime);
         self.omit("jwt", &mut claims, knobs);
@@ -249,7 +286,12 @@ impl Server {
                 }
                 ("org_collections", wire::org_collections(&self.account, &vault))
             }
-            Route::Token | Route::Config | Route::NotFound => unreachable!("routed elsewhere"),
+            // Accepted, as Vaultwarden does after PR #7693 (merged after 1.37.3); not reported
+            // back, so bw 2026.9.0 posts it after every unlock.
+            Route::UserKeyId => return Response::text(200, "application/json; charset=utf-8", ""),
+            Route::Token | Route::Config | Route::Version | Route::NotFound => {
+                unreachable!("routed elsewhere")
+            }
         };
         drop(vault);
         self.document(section, doc, knobs)
@@ -308,6 +350,13 @@ impl Server {
         }
         if let Some(grant_type) = &decision.grant_type {
             entry["grant_type"] = json!(grant_type);
+        }
+        if let Some((device, new)) = &decision.device {
+            entry["device_identifier"] = json!(device);
+            entry["new_device"] = json!(new);
+        }
+        if request.header("authorization").is_some() {
+            entry["authorization"] = json!(true);
         }
         if !decision.delay.is_zero() {
             entry["delay_secs"] = json!(decision.delay.as_secs_f64());
@@ -452,5 +501,8 @@ mod tests {
         assert!(Route::of("GET", "/api/organizations/abc/collections") == Route::OrgCollections);
         assert!(Route::of("GET", "/api/organizations//collections") == Route::NotFound);
         assert!(Route::of("GET", "/api/accounts/profile") == Route::NotFound);
+        assert!(Route::of("GET", "/api/version") == Route::Version);
+        assert!(Route::of("POST", "/api/accounts/key-management/user-key-id") == Route::UserKeyId);
+        assert!(Route::of("GET", "/api/accounts/key-management/user-key-id") == Route::NotFound);
     }
 }

@@ -81,6 +81,8 @@ pub fn sync_response(account: &Account, vault: &Vault) -> Value {
                 "status": 2,
                 "type": 0,
                 "enabled": true,
+                // As Vaultwarden sends it; bw 2026.9.0's policy filter needs the boolean.
+                "usePolicies": true,
             }],
         },
         "collections": vault.collections.iter().map(|c| json!({
@@ -163,9 +165,22 @@ pub fn revision_date(vault: &Vault) -> Value {
 }
 
 /// `GET /api/config` (§3.2).
-pub fn config_response() -> Value {
-    json!({"version": "2026.6.0"})
+pub fn config_response(api_version: &str) -> Value {
+    json!({
+        "version": api_version,
+        "server": {"name": "Vaultwarden", "url": "https://github.com/dani-garcia/vaultwarden"},
+        "object": "config",
+    })
 }
+
+/// `GET /api/version`: Vaultwarden's own release, a JSON string.
+pub fn version_response(version: &str) -> Value {
+    json!(version)
+}
+
+/// What Vaultwarden 1.37.2 reports (`/api/version`, and the API version of `/api/config`).
+pub const VAULTWARDEN_VERSION: &str = "1.37.2";
+pub const API_VERSION: &str = "2026.6.0";
 
 /// `GET /api/organizations/{id}/collections` (§3.5), for `bw list org-collections`.
 pub fn org_collections(account: &Account, vault: &Vault) -> Value {

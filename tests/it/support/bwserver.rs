@@ -134,6 +134,19 @@ pub fn require(what: &str) -> Option<Tools> {
     }
 }
 
+/// The server binary alone, for tests that need no real bw (a fake bw, or none); `None` after
+/// a loud notice, and a failure instead under `CI=true`.
+#[track_caller]
+pub fn require_server(what: &str) -> Option<PathBuf> {
+    match binary() {
+        Ok(server) => Some(server.clone()),
+        Err(why) => {
+            super::skip(what, &format!("no colibri-bwserver: {why}"));
+            None
+        }
+    }
+}
+
 /// An account spec for the server, built up per test. Tenants are collections of the one
 /// organization; items name the tenant (collection) they belong to.
 pub struct Spec(Value);

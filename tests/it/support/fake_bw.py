@@ -1084,7 +1084,7 @@ def main():
         out.stderr += args.error + ("\n" if args.error.startswith("error:") else "")
         out.rc = 1
     elif args.version:
-        out.stdout += VERSION + "\n"
+        out.stdout += (cfg.get("version") or VERSION) + "\n"
     elif args.help or args.command is None:
         out.stdout += "Usage: bw [options] [command]\n"
     else:

@@ -424,6 +424,7 @@ pub struct FakeBw {
     latency: f64,
     step_latency: BTreeMap<String, f64>,
     faults: Vec<Fault>,
+    version: Option<String>,
 }
 
 impl FakeBw {
@@ -441,7 +442,14 @@ impl FakeBw {
             latency: 0.0,
             step_latency: BTreeMap::new(),
             faults: Vec::new(),
+            version: None,
         }
+    }
+
+    /// What `bw --version` prints (default: the recorded 2026.6.0), verbatim.
+    pub fn set_version(&mut self, version: &str) -> &mut Self {
+        self.version = Some(version.to_owned());
+        self
     }
 
     /// Adds the recording's vault: collections `proof0` and `proof1`, Login `FIRST_PROOF_KEY`
@@ -569,6 +577,7 @@ impl FakeBw {
             "latency": self.latency,
             "stepLatency": self.step_latency,
             "faults": self.faults.iter().map(Fault::to_json).collect::<Vec<_>>(),
+            "version": self.version,
         })
     }
 

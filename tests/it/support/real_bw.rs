@@ -25,6 +25,38 @@ pub fn require(what: &str) -> Option<PathBuf> {
     found
 }
 
+/// Where `.ci/run` installs the other tested bw releases: each under its own npm prefix, so the
+/// `bw` on PATH stays the recommended one.
+pub const RELEASES_DIR: &str = "/opt/colibri-test";
+
+/// A specific bw release (one of `compat::BW_TESTED` besides the recommended one):
+/// `$COLIBRI_TEST_BW_<version with _>` (e.g. `COLIBRI_TEST_BW_2026_9_0`), else
+/// `/opt/colibri-test/bw-<version>/bin/bw`, checked with `--version`. `None` after a loud
+/// notice, a failure under `CI=true`.
+#[track_caller]
+pub fn require_release(what: &str, version: &str) -> Option<PathBuf> {
+    let var = format!("COLIBRI_TEST_BW_{}", version.replace('.', "_"));
+    let path = std::env::var_os(&var)
+        .map_or_else(|| PathBuf::from(format!("{RELEASES_DIR}/bw-{version}/bin/bw")), PathBuf::from);
+    let reported = std::process::Command::new(&path)
+        .arg("--version")
+        .env("BITWARDENCLI_APPDATA_DIR", std::env::temp_dir().join("colibri-test-bw-version"))
+        .output()
+        .ok()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned());
+    if reported.as_deref() == Some(version) {
+        return Some(path);
+    }
+    super::skip(
+        what,
+        &format!(
+            "bw {version} not at {} (${var}); install it with: npm install -g --prefix {RELEASES_DIR}/bw-{version} @bitwarden/cli@{version}",
+            path.display()
+        ),
+    );
+    None
+}
+
 /// The keys of bw's `data.json` that still hold a credential: an API client secret or id, or
 /// an access or refresh token, with a non-null value. After `bw logout` the real bw keeps
 /// these keys with `null` values, so the check is on values, not names.
