@@ -76,13 +76,13 @@ pub struct SettingFlags {
     /// The bw executable [env: COLIBRI_BW]
     #[arg(long, value_name = "PATH", global = true, help_heading = GLOBAL)]
     pub bw: Option<PathBuf>,
-    /// Timeout of each bw call, seconds [env: COLIBRI_BW_TIMEOUT]
+    /// Timeout of each bw call, seconds, 1 to 3600 [env: COLIBRI_BW_TIMEOUT]
     #[arg(long, value_name = "SECS", global = true, help_heading = GLOBAL)]
     pub bw_timeout: Option<String>,
-    /// Longest wait for the host-wide lock, seconds [env: COLIBRI_LOCK_TIMEOUT]
+    /// Longest wait for the host-wide lock, seconds, 0 to 86400 [env: COLIBRI_LOCK_TIMEOUT]
     #[arg(long, value_name = "SECS", global = true, help_heading = GLOBAL)]
     pub lock_timeout: Option<String>,
-    /// Hooks skip the vault within this many seconds of a provision; 0 disables [env: COLIBRI_FRESH_FOR]
+    /// Hooks skip the vault within this many seconds of a provision, 0 (off) to 2592000 [env: COLIBRI_FRESH_FOR]
     #[arg(long, value_name = "SECS", global = true, help_heading = GLOBAL)]
     pub fresh_for: Option<String>,
     /// Bastille's configuration file [env: BASTILLE_CONFIG]
