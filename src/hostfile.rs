@@ -68,7 +68,9 @@ pub const PROVIDER_ENV_SETTINGS: Rules =
 /// A `dir` source file `<collection>.env`: like the provider env, but never through a link (a
 /// link could point one collection at another's file, or into a jail).
 pub const SECRETS_FILE: Rules =
-    Rules { follow: false, owners: Owners::Me, access: Access::Private, limit: 16 << 20 };
+    // Larger than the env file's own limit (safe_write::MAX_FILE): content that renders past
+    // that is refused by the renderer, which names the variable and the limit.
+    Rules { follow: false, owners: Owners::Me, access: Access::Private, limit: 64 << 20 };
 
 /// `bastille.conf`: sourced by /bin/sh as root.
 pub const BASTILLE_CONF: Rules =

@@ -247,9 +247,11 @@ fn an_open_provider_env_is_refused_with_the_fix() {
     // Hooks go through the tenant's failure policy even then: `continue` lets the jail start,
     // `fail` stops it, and a jail without a tenant is never blocked.
     host.run(&["hook", "start", "web"]).expect(0).stderr_has("chmod 600").stderr_has("policy continue");
-    host.run(&["tenant", "set", "web", "--on-failure", "fail"]).expect(77);
-    fs::set_permissions(&host.provider_env, fs::Permissions::from_mode(0o600)).unwrap();
-    host.run(&["tenant", "set", "web", "--on-failure", "fail"]).expect(0);
+    // `tenant set` needs no credentials: it goes on, and says what to fix.
+    host.run(&["tenant", "set", "web", "--on-failure", "fail"])
+        .expect(0)
+        .stderr_has("chmod 600")
+        .stderr_has("needs no credentials");
     fs::set_permissions(&host.provider_env, fs::Permissions::from_mode(0o644)).unwrap();
     host.run(&["hook", "start", "web"]).expect(77).stderr_has("policy fail");
     host.run(&["hook", "start", "no-tenant-here"]).expect(0).stderr_has("chmod 600");
