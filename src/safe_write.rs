@@ -709,14 +709,14 @@ mod tests {
         true
     }
 
-    fn setup() -> (tempfile::TempDir, std::path::PathBuf) {
+    pub(super) fn setup() -> (tempfile::TempDir, std::path::PathBuf) {
         let dir = tempfile::tempdir().unwrap();
         let root = dir.path().join("jails/web/root");
         std::fs::create_dir_all(&root).unwrap();
         (dir, root)
     }
 
-    fn entries(dir: &Path) -> Vec<String> {
+    pub(super) fn entries(dir: &Path) -> Vec<String> {
         let mut names: Vec<String> = std::fs::read_dir(dir)
             .unwrap()
             .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
@@ -936,21 +936,7 @@ mod flag_tests {
         }
     }
 
-    fn setup() -> (tempfile::TempDir, PathBuf) {
-        let dir = tempfile::tempdir().unwrap();
-        let root = dir.path().join("root");
-        std::fs::create_dir(&root).unwrap();
-        (dir, root)
-    }
-
-    fn entries(dir: &Path) -> Vec<String> {
-        let mut names: Vec<String> = std::fs::read_dir(dir)
-            .unwrap()
-            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-            .collect();
-        names.sort();
-        names
-    }
+    use super::tests::{entries, setup};
 
     #[test]
     fn a_flagged_directory_is_refused_before_anything_is_created() {
