@@ -152,8 +152,6 @@ pub const FRESH_FOR: Seconds = Seconds {
     max_in_words: "30 days",
 };
 
-impl Table<'_> {}
-
 impl Settings {
     /// Resolves every setting. `env` reads the process environment (injected for tests).
     pub fn resolve(flags: &Flags, env: &dyn Fn(&str) -> Option<OsString>) -> Result<Settings> {

@@ -100,25 +100,13 @@ fn a_provider_env_inside_a_jail_is_refused_before_it_is_read() {
     assert!(!out.stderr.contains("expected KEY=value"), "the file was read: {}", out.stderr);
 }
 
-/// Registers `name` the way colibri-daemon does: a raw row, no validation (a root outside the
-/// base stays registered).
-fn insert_raw(host: &Host, name: &str, root: &Path) {
-    let conn = rusqlite::Connection::open(&host.db).unwrap();
-    conn.execute(
-        "INSERT INTO tenants (tenant_id, jail_root_path, collection_id, status, created_at, updated_at)
-         VALUES (?1, ?2, ?1, 'provisioned', 1700000000, NULL)",
-        rusqlite::params![name, s(root)],
-    )
-    .unwrap();
-}
-
 #[test]
 fn host_side_state_inside_any_registered_tenants_root_is_refused() {
     let (host, root) = web(&["--on-failure", "fail"]);
     // A root colibri-vault would not accept, registered anyway: the run dir lies inside it.
     let other = host.path().join("elsewhere/evil/root");
     fs::create_dir_all(&other).unwrap();
-    insert_raw(&host, "evil", &other);
+    host.insert_raw("evil", &other, "evil");
     let run_dir = other.join("var/run/colibri");
     let run = |args: &[&str]| {
         let mut full = vec!["--run-dir", s(&run_dir)];
@@ -140,7 +128,7 @@ fn host_side_state_inside_any_registered_tenants_root_is_refused() {
     fs::create_dir_all(&fixed).unwrap();
     run(&["tenant", "set", "evil", "--root", s(&fixed)]).expect(0);
     run(&["provision", "web"]).expect(0);
-    insert_raw(&host, "evil2", &other);
+    host.insert_raw("evil2", &other, "evil2");
     run(&["provision", "web"]).expect(78);
     run(&["tenant", "remove", "evil2"]).expect(0);
     run(&["provision", "web"]).expect(0);
@@ -151,7 +139,7 @@ fn a_database_inside_a_tenants_root_is_not_trusted_for_the_hooks_policy() {
     let (host, root) = web(&["--on-failure", "fail"]);
     let other = host.path().join("elsewhere/evil/root");
     fs::create_dir_all(&other).unwrap();
-    insert_raw(&host, "evil", &other);
+    host.insert_raw("evil", &other, "evil");
     let db = other.join("colibri.sqlite");
     let conn = rusqlite::Connection::open(&host.db).unwrap();
     conn.execute("VACUUM INTO ?1", [s(&db)]).unwrap();

@@ -5,7 +5,6 @@
 
 use std::fs;
 use std::os::unix::fs::symlink;
-use std::path::Path;
 
 use crate::core::{EXPECTED_SH, SECRETS, s, web};
 use crate::support::host::{Host, file_state, names, snapshot};
@@ -96,24 +95,13 @@ fn a_hard_link_to_a_host_file_is_replaced_not_written_through() {
     assert_eq!(fs::read_to_string(root.join(".env")).unwrap(), EXPECTED_SH);
 }
 
-/// Registers `name` the way colibri-daemon does: a raw row in `tenants`, no validation.
-fn insert_raw(host: &Host, name: &str, root: &Path) {
-    let conn = rusqlite::Connection::open(&host.db).unwrap();
-    conn.execute(
-        "INSERT INTO tenants (tenant_id, jail_root_path, collection_id, status, created_at, updated_at)
-         VALUES (?1, ?2, ?1, 'provisioned', 1700000000, NULL)",
-        rusqlite::params![name, s(root)],
-    )
-    .unwrap();
-}
-
 #[test]
 fn a_registered_root_outside_the_base_is_refused() {
     let (host, _) = web(&[]);
     host.secrets("evil", SECRETS);
     let outside = host.path().join("outside/root");
     fs::create_dir_all(&outside).unwrap();
-    insert_raw(&host, "evil", &outside);
+    host.insert_raw("evil", &outside, "evil");
 
     host.run(&["provision", "evil"])
         .expect(73)
@@ -131,7 +119,7 @@ fn a_registered_root_that_climbs_out_of_the_base_is_refused() {
     host.secrets("evil", SECRETS);
     let outside = host.path().join("outside");
     fs::create_dir_all(&outside).unwrap();
-    insert_raw(&host, "evil", &host.base.join("../outside"));
+    host.insert_raw("evil", &host.base.join("../outside"), "evil");
     host.run(&["provision", "evil"]).expect(73).stderr_has("must be normalized");
     assert!(names(&outside).is_empty());
 }

@@ -10,18 +10,6 @@ use std::path::Path;
 use crate::core::{OWNER, s, web};
 use crate::support::host::{Host, names};
 
-/// Inserts a tenants row (and optionally an options row) as colibri-daemon or a hand edit
-/// could: no validation at all.
-fn insert_raw(host: &Host, name: &str, root: &str, collection: &str) {
-    let conn = rusqlite::Connection::open(&host.db).unwrap();
-    conn.execute(
-        "INSERT INTO tenants (tenant_id, jail_root_path, collection_id, status, created_at, updated_at)
-         VALUES (?1, ?2, ?3, 'provisioned', 1700000000, NULL)",
-        rusqlite::params![name, root, collection],
-    )
-    .unwrap();
-}
-
 fn sql(host: &Host, statement: &str) {
     rusqlite::Connection::open(&host.db).unwrap().execute_batch(statement).unwrap();
 }
@@ -94,7 +82,7 @@ fn a_bad_row_is_refused_with_its_policy_and_the_others_are_served() {
     host.secrets("shop", "A=1\n");
     host.jail("blog");
     host.secrets("blog", "B=2\n");
-    insert_raw(&host, "blog", s(&host.root_of("blog")), "blog");
+    host.insert_raw("blog", &host.root_of("blog"), "blog");
     sql(&host, "INSERT INTO colibri_vault_tenant_options (tenant_id, format) VALUES ('blog', 'xml')");
     sql(&host, "UPDATE colibri_vault_tenant_options SET owner_uid = -5 WHERE tenant_id = 'shop'");
 
@@ -130,7 +118,7 @@ fn a_collection_from_the_database_cannot_reach_outside_the_secrets_dir() {
     // A root-owned *.env elsewhere on the host, reachable by ../ from the secrets dir.
     let loot = host.path().join("etc/x/loot.env");
     crate::support::host::write_private(&loot, b"HOST_SECRET=host-only-Vv31\n");
-    insert_raw(&host, "evil", s(&root), "../x/loot");
+    host.insert_raw("evil", &root, "../x/loot");
     let out = host.run(&["provision", "evil"]);
     out.expect(78).stderr_has("invalid stored collection");
     assert!(!out.all_output().contains("host-only-Vv31"));
@@ -144,7 +132,7 @@ fn hostile_names_in_the_database_never_reach_the_terminal_raw() {
     let (host, web_root) = web(&[]);
     let evil = "ev\u{1b}]0;pwned\u{7}il\u{1b}[2J";
     host.jail("evil");
-    insert_raw(&host, evil, s(&host.root_of("evil")), "evil");
+    host.insert_raw(evil, &host.root_of("evil"), "evil");
     for args in [
         &["provision", "--all", "--dry-run"][..],
         &["provision", "--all"],
@@ -179,7 +167,7 @@ fn roots_are_unique_and_never_nested() {
     host.run(&["tenant", "add", "webx", "--root", s(&base.join("web"))]).expect(64);
 
     // The pipeline refuses rows written around these checks: both tenants of a shared root.
-    insert_raw(&host, "twin", s(&web_root), "twin");
+    host.insert_raw("twin", &web_root, "twin");
     host.secrets("twin", "TWIN_SECRET=twin-only-Kk44\n");
     let out = host.run(&["provision", "--all"]);
     out.expect(73).stderr_has("root of tenant twin").stderr_has("root of tenant web");

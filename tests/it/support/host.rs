@@ -158,6 +158,18 @@ impl Host {
         root
     }
 
+    /// Registers `name` the way colibri-daemon (or a hand edit) can: a raw `tenants` row, no
+    /// validation at all (a root outside the base, any collection stays registered).
+    pub fn insert_raw(&self, name: &str, root: &Path, collection: &str) {
+        let conn = rusqlite::Connection::open(&self.db).unwrap();
+        conn.execute(
+            "INSERT INTO tenants (tenant_id, jail_root_path, collection_id, status, created_at, updated_at)
+             VALUES (?1, ?2, ?3, 'provisioned', 1700000000, NULL)",
+            rusqlite::params![name, root.to_str().unwrap(), collection],
+        )
+        .unwrap();
+    }
+
     /// The command for `args`, with this host's clean environment, not yet started.
     pub fn command(&self, args: &[&str]) -> Command {
         let mut command = Command::new(BIN);
