@@ -134,12 +134,26 @@ fn open_store(settings: &Settings, log: &Log, jail: &str, stage: Stage) -> std::
     }
 }
 
+/// Whether no row at all is registered for `jail` (a valid or an invalid one): then there is
+/// nothing to do, and nothing more is checked — the common case of a hook on every jail, kept
+/// cheap (docs/performance.md).
+fn no_tenant(log: &Log, store: &Store, jail: &str) -> bool {
+    let none = matches!(store.get_raw(jail), Ok(None));
+    if none {
+        log.debug(&format!("jail {jail}: no tenant registered; nothing to do"));
+    }
+    none
+}
+
 fn start(settings: &Settings, log: &Log, request: Request, trigger: Trigger) -> u8 {
     let jail = request.jail.clone();
     let mut store = match open_store(settings, log, &jail, Stage::Start) {
         Ok(store) => store,
         Err(code) => return code,
     };
+    if no_tenant(log, &store, &jail) {
+        return exit::OK;
+    }
     if let Err(e) = host_state::check_with_store(settings, &store) {
         return state_in_jail(log, settings, &jail, Stage::Start, &e);
     }
@@ -224,6 +238,9 @@ fn stop(settings: &Settings, log: &Log, name: &str, path: Option<&PathBuf>) -> u
         Ok(store) => store,
         Err(code) => return code,
     };
+    if no_tenant(log, &store, name) {
+        return exit::OK;
+    }
     if let Err(e) = host_state::check_with_store(settings, &store) {
         return state_in_jail(log, settings, name, Stage::Stop, &e);
     }

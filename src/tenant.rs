@@ -369,8 +369,8 @@ impl Store {
             .optional()
             .map_err(db)?;
         let version = match version.as_deref().map(str::parse::<i64>) {
-            None => SCHEMA_VERSION,
-            Some(Ok(v)) if v <= SCHEMA_VERSION => v,
+            None => None,
+            Some(Ok(v)) if v <= SCHEMA_VERSION => Some(v),
             Some(_) => {
                 return Err(Error::db(
                     path,
@@ -381,8 +381,13 @@ impl Store {
                 ));
             }
         };
+        if version == Some(SCHEMA_VERSION) {
+            // The common case, every run: nothing to write (a write would cost an fsync).
+            return Ok(Store { conn, path: path.to_owned() });
+        }
         // Columns of later versions, added to a database created by an older colibri-vault (a
         // new database already has them: SCHEMA is the latest).
+        let version = version.unwrap_or(SCHEMA_VERSION);
         let existing: Vec<String> = conn
             .prepare("SELECT name FROM pragma_table_info('colibri_vault_tenant_options')")
             .and_then(|mut stmt| stmt.query_map([], |r| r.get(0))?.collect())
