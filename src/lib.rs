@@ -12,6 +12,7 @@ pub mod clock;
 pub mod compat;
 pub mod config;
 pub mod deadline;
+pub mod delivery;
 pub mod doctor;
 pub mod envfile;
 pub mod error;

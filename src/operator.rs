@@ -74,6 +74,20 @@ fn apply_options(raw: &mut RawTenant, o: &TenantOptions, disallow: &[String]) ->
     if o.cleanup_on_stop {
         raw.cleanup_on_stop = Some(Value::Integer(1));
     }
+    if let Some(delivery) = &o.delivery {
+        raw.delivery = Some(text(&delivery.parse::<crate::delivery::Delivery>()?.to_string()));
+    }
+    if let Some(layout) = &o.layout {
+        raw.layout = Some(text(&layout.parse::<crate::delivery::Layout>()?.to_string()));
+    }
+    if let Some(dir) = &o.mount_point {
+        if dir.as_os_str() == "default" {
+            raw.mount_point = Some(text(""));
+        } else {
+            crate::delivery::validate_secrets_dir(dir)?;
+            raw.mount_point = Some(text(&dir.to_string_lossy()));
+        }
+    }
     if !o.allow_name.is_empty() || !disallow.is_empty() {
         for name in o.allow_name.iter().chain(disallow) {
             tenant::validate_variable_name(name)?;
@@ -310,6 +324,16 @@ fn describe(t: &Tenant, last: Option<&tenant::LogRow>) -> String {
         ("owner", t.options.owner.to_string()),
         ("on failure", t.options.on_failure.to_string()),
         ("cleanup on stop", if t.options.cleanup_on_stop { "yes" } else { "no" }.into()),
+        ("delivery", t.options.delivery.to_string()),
+        ("layout", t.options.layout.to_string()),
+        (
+            "secrets dir",
+            format!(
+                "{}{}",
+                clean(&t.options.secrets_dir().to_string_lossy()),
+                if t.options.mount_point.is_none() { " (default)" } else { "" }
+            ),
+        ),
         (
             "allowed names",
             if t.options.allow_names.is_empty() { "-".into() } else { t.options.allow_names.join(", ") },
