@@ -110,6 +110,7 @@ impl SettingFlags {
 }
 
 #[derive(Subcommand, Debug)]
+#[allow(clippy::large_enum_variant, reason = "parsed once per run")]
 pub enum Command {
     /// Register and manage tenants (jail = tenant = collection)
     #[command(subcommand)]
