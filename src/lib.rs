@@ -26,6 +26,7 @@ pub mod jailconf;
 pub mod kvfile;
 pub mod lock;
 pub mod logging;
+pub mod memfs;
 pub mod names;
 pub mod operator;
 pub mod output;

@@ -136,7 +136,7 @@ pub fn open_dir_nofollow(path: &Path) -> Result<OwnedFd> {
 /// How [`open_dir_creating`] makes the last directory when it is missing.
 #[derive(Clone, Copy, Debug)]
 pub struct NewDir {
-    pub mode: u32,
+    pub mode: libc::mode_t,
     pub owner: Owner,
 }
 
@@ -185,7 +185,7 @@ pub fn open_dir_creating(root: &Path, rel: &Path, last: NewDir) -> Result<(Owned
 fn open_or_make(
     parent: &OwnedFd,
     name: &OsStr,
-    mode: u32,
+    mode: libc::mode_t,
     full: &Path,
     inside: &Path,
 ) -> Result<(OwnedFd, bool)> {

@@ -57,8 +57,8 @@ pub const MAX_FILES: usize = 1024;
 /// Longest variable name a file may have (well within `NAME_MAX`).
 pub const MAX_NAME: usize = 200;
 
-const FILE_MODE: u32 = 0o400;
-const SET_MODE: u32 = 0o500;
+const FILE_MODE: libc::mode_t = 0o400;
+const SET_MODE: libc::mode_t = 0o500;
 
 /// One set of files: (variable name, content), names unique.
 pub type Files<'a> = [(&'a str, &'a [u8])];
