@@ -13,6 +13,7 @@
 //!
 //! Each tenant's outcome is recorded and reported; one tenant's failure does not stop another's.
 
+pub(crate) mod deliver;
 mod identify;
 mod materialize;
 mod record;
@@ -204,7 +205,9 @@ pub fn run(ctx: &Ctx<'_>, store: &mut Store, requests: &[Request], opts: Options
         Err(e) => record::failed(ctx, store, &mut reports, &pending, e, fetch.calls),
         Ok(fetched) => {
             for p in pending {
-                let result = materialize::materialize(ctx, &p.tenant, &p.root, &fetched, opts.dry_run);
+                // At boot the jails are not running: their start hooks show a memory fs.
+                let view = p.opts.trigger != Trigger::Boot;
+                let result = materialize::materialize(ctx, &p.tenant, &p.root, &fetched, opts.dry_run, view);
                 record::materialized(ctx, store, &mut reports, &p, result, fetch.calls);
             }
         }
