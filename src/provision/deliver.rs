@@ -149,6 +149,22 @@ fn deliver_memory(
     }
 }
 
+/// After a run that could not deliver (the fetch failed): a `memory` tenant's file system that
+/// holds no complete content (a first start, a crash between mount and write) goes, so that
+/// nothing half made stays mounted; one with earlier content stays, as an env file would.
+pub(crate) fn abandon_incomplete(settings: &Settings, log: &Log, tenant: &Tenant) {
+    let place = place(settings, tenant);
+    if tenant.options.delivery != Delivery::Memory || !place.may_exist() {
+        return;
+    }
+    let complete = memfs::open_memory(&place).ok().flatten().is_some_and(|memory| {
+        current_in_memory(tenant, &place, &memory).is_ok_and(|c| c.is_some_and(|c| c.problems.is_empty()))
+    });
+    if !complete && let Err(e) = memfs::teardown(&place) {
+        log.error(&format!("jail {}: {e}", tenant.name));
+    }
+}
+
 /// A `file` tenant's memory file system (left from when its delivery was `memory`) goes.
 pub(crate) fn tidy(settings: &Settings, log: &Log, tenant: &Tenant) {
     let place = place(settings, tenant);
