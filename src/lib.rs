@@ -39,6 +39,7 @@ pub mod signals;
 pub mod source;
 pub mod spool;
 pub mod tenant;
+pub mod zfs;
 
 use std::ffi::OsString;
 use std::process::ExitCode;

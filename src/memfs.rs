@@ -77,6 +77,11 @@ impl Table {
         imp::mounted().map(Table).map_err(|e| Error::Config(format!("could not read the mount table: {e}")))
     }
 
+    /// Every mount, in mount order.
+    pub fn entries(&self) -> &[Mounted] {
+        &self.0
+    }
+
     /// What is mounted for the tenant at `place`, in mount order.
     pub fn of(&self, place: &Place) -> State {
         let mut state = State::default();

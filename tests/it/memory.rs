@@ -411,3 +411,85 @@ fn the_files_layout_swaps_in_a_whole_set_in_both_deliveries() {
         let _ = root;
     });
 }
+
+#[test]
+fn doctor_reports_the_mounts_and_the_jail_mounts_that_would_hide_them() {
+    mounts::private("doctor and the memory fs", || {
+        let (mut host, root) = web(&["--delivery", "memory"]);
+        let _unmount = Unmount(host.path().to_owned());
+        // A Bastille layout whose jail.conf mounts a tmpfs above the secrets directory and whose
+        // fstab mounts something exactly there.
+        let jailsdir = host.base.clone();
+        let bastille_conf = host.path().join("bastille.conf");
+        fs::write(&bastille_conf, format!("bastille_jailsdir={}\n", s(&jailsdir))).unwrap();
+        host.set_env("BASTILLE_CONFIG", bastille_conf.as_os_str());
+        let view = root.join("var/run/secrets");
+        let fstab = jailsdir.join("web/fstab");
+        fs::write(&fstab, format!("# Bastille's\n/usr/local/shared {} nullfs ro 0 0\n", s(&view))).unwrap();
+        let conf = jailsdir.join("web/jail.conf");
+        fs::write(
+            &conf,
+            format!(
+                "web {{\n  path = {};\n  mount.fstab = {};\n  mount += \"tmpfs {}/var/run tmpfs rw 0 0\";\n  exec.timeout = 60;\n}}\n",
+                s(&root),
+                s(&fstab),
+                s(&root)
+            ),
+        )
+        .unwrap();
+
+        let out = host.run(&["doctor"]);
+        let text = &out.stdout;
+        assert!(text.contains("web: delivery memory, nothing mounted"), "{text}");
+        assert!(text.contains("web: no stop hook in"), "{text}");
+        assert!(
+            text.contains(&format!(
+                "{} line 2 mounts /usr/local/shared on {}, at the memory fs's view",
+                s(&fstab),
+                s(&view)
+            )),
+            "{text}"
+        );
+        assert!(
+            text.contains(&format!(
+                "{} line 4 mounts tmpfs on {}/var/run, above the memory fs's view",
+                s(&conf),
+                s(&root)
+            )),
+            "{text}"
+        );
+
+        host.run(&["jail", "enable", "web"]).expect(0);
+        assert!(fs::read_to_string(&conf).unwrap().contains("hook stop"), "memory tenants get the stop hook");
+        fs::write(&fstab, "").unwrap();
+        host.run(&["hook", "start", "web", s(&root)]).expect(0);
+        let text = host.run(&["doctor"]).stdout;
+        assert!(
+            text.contains(&format!("ok       web: memory fs mounted, read-only at {}", s(&view))),
+            "{text}"
+        );
+        assert!(!text.contains("no stop hook"), "{text}");
+
+        // Made writable behind colibri-vault's back: a problem (78).
+        nix::mount::mount(
+            None::<&str>,
+            &view,
+            None::<&str>,
+            nix::mount::MsFlags::MS_REMOUNT | nix::mount::MsFlags::MS_BIND,
+            None::<&str>,
+        )
+        .unwrap();
+        let out = host.run(&["doctor"]);
+        out.expect(78);
+        assert!(
+            out.stdout.contains(&format!("problem  web: the view at {} is writable", s(&view))),
+            "{}",
+            out.stdout
+        );
+        // The mount point moved without a start since: the old view is stale.
+        host.run(&["hook", "start", "web", s(&root)]).expect(0);
+        host.run(&["tenant", "set", "web", "--mount-point", "/run/app"]).expect(0);
+        let text = host.run(&["doctor"]).stdout;
+        assert!(text.contains(&format!("web: a stale view at {}", s(&view))), "{text}");
+    });
+}
