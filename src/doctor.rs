@@ -345,8 +345,23 @@ fn check_memory(settings: &Settings, tenant: &Tenant, root: &Path, f: &mut Findi
         Ok(table) => table,
         Err(e) => return f.problem(&format!("{name}: {e}")),
     };
-    let state = table.of(&provision::deliver::place(settings, tenant));
+    // What delivery file wrote before the switch stays on the jail's disk until removed.
+    let leftovers = [
+        tenant.options.layout.has_env().then(|| root.join(&tenant.options.env_path)),
+        Some(
+            root.join(crate::delivery::relative(crate::delivery::default_dir(Delivery::File))).join("..data"),
+        ),
+    ];
     let intended = root.join(crate::delivery::relative(&tenant.options.secrets_dir()));
+    for left in leftovers.into_iter().flatten() {
+        if !left.starts_with(&intended) && std::fs::symlink_metadata(&left).is_ok() {
+            f.warn(&format!(
+                "{name}: delivery memory, but {} (written with delivery file?) is still on the jail's disk, and in its snapshots: remove it",
+                left.display()
+            ));
+        }
+    }
+    let state = table.of(&provision::deliver::place(settings, tenant));
     if state.is_right(&intended) {
         return f.ok(&format!("{name}: memory fs mounted, read-only at {}", intended.display()));
     }

@@ -491,5 +491,16 @@ fn doctor_reports_the_mounts_and_the_jail_mounts_that_would_hide_them() {
         host.run(&["tenant", "set", "web", "--mount-point", "/run/app"]).expect(0);
         let text = host.run(&["doctor"]).stdout;
         assert!(text.contains(&format!("web: a stale view at {}", s(&view))), "{text}");
+        assert!(!text.contains("still on the jail's disk"), "{text}");
+        // What delivery file wrote before a switch to memory stays on the jail's disk: said.
+        fs::write(root.join(".env"), EXPECTED_SH).unwrap();
+        let text = host.run(&["doctor"]).stdout;
+        assert!(
+            text.contains(&format!(
+                "web: delivery memory, but {} (written with delivery file?) is still on the jail's disk",
+                s(&root.join(".env"))
+            )),
+            "{text}"
+        );
     });
 }
