@@ -297,9 +297,15 @@ pub fn ensure_view(place: &Place, memory: &OwnedFd, root: &Path, rel: &Path) -> 
     }
     let me = Owner { uid: nix::unistd::geteuid().as_raw(), gid: nix::unistd::getegid().as_raw() };
     let (parent, name, target) = safe_write::open_dir_creating(root, rel, NewDir { mode: 0o755, owner: me })?;
-    imp::bind_read_only(memory, &place.dir, &parent, &name, &target)
-        .map_err(|e| Error::write(&intended, format!("could not mount the memory file system there: {e}")))?;
+    let bound = imp::bind_read_only(memory, &place.dir, &parent, &name, &target);
     drop(target);
+    if let Err(e) = bound {
+        // Half made (bound, not yet read-only): undone.
+        for v in Table::read()?.of(place).views.iter().rev().filter(|v| v.target == intended) {
+            imp::unmount(v).map_err(|e| stale_error(v, &e))?;
+        }
+        return Err(Error::write(&intended, format!("could not mount the memory file system there: {e}")));
+    }
     verify_view(place, &intended)
 }
 
