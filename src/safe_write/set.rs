@@ -835,4 +835,28 @@ mod tests {
     fn names_of(dir: &Path) -> Vec<String> {
         names(dir)
     }
+
+    /// A jail's root flags the files directory (`chattr +a`/`+i`, the Linux twins of
+    /// `uappnd`/`uchg`): refused before anything is created, the old set kept.
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn a_flagged_directory_refuses_the_write_before_anything_is_created() {
+        for (append, immutable) in [(true, false), (false, true)] {
+            let (_d, dir, fd) = setup();
+            write(&fd, &dir, &[("A", b"old")], me()).unwrap();
+            let before = names(&dir);
+            let file = File::open(&dir).unwrap();
+            if let Err(e) = flags::set(file.as_fd(), append, immutable) {
+                assert!(std::env::var("CI").as_deref() != Ok("true"), "chattr must work in CI: {e}");
+                return;
+            }
+            let result = write(&fd, &dir, &[("A", b"new-secret")], me());
+            let f = flags::of(file.as_fd(), None).unwrap();
+            flags::clear(file.as_fd(), f).unwrap();
+            let e = result.unwrap_err();
+            assert!(e.to_string().contains("nothing was written"), "{e}");
+            assert_eq!(names(&dir), before, "nothing created");
+            assert_eq!(std::fs::read(dir.join("A")).unwrap(), b"old");
+        }
+    }
 }
