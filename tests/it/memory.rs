@@ -320,7 +320,10 @@ fn generation(round: usize, n: usize) -> String {
 /// Reads the set through `..data` as a consumer that wants one consistent set would, until
 /// `stop`; panics on a mix of generations or an incomplete set while it is the current one.
 fn read_sets(dir: &Path, n: usize, stop: &AtomicBool, complete: &AtomicUsize) {
-    while !stop.load(Ordering::Relaxed) {
+    // One more read after the writes, so that a starved reader still reads a whole set.
+    let mut last = false;
+    while !last {
+        last = stop.load(Ordering::Relaxed);
         let Ok(set) = fs::canonicalize(dir.join("..data")) else { continue };
         let values: Vec<Option<String>> =
             (0..n).map(|i| fs::read_to_string(set.join(format!("V{i}"))).ok()).collect();
