@@ -396,8 +396,6 @@ impl Store {
             .query_row("SELECT value FROM colibri_vault_meta WHERE key = 'schema_version'", [], |r| r.get(0))
             .optional()
             .map_err(db)?;
-        // Written only when it changes: a hook that only reads then writes nothing (no fsync).
-        let current = version.as_deref() == Some(SCHEMA_VERSION.to_string().as_str());
         let version = match version.as_deref().map(str::parse::<i64>) {
             None => None,
             Some(Ok(v)) if v <= SCHEMA_VERSION => Some(v),
@@ -430,13 +428,11 @@ impl Store {
                 .map_err(db)?;
             }
         }
-        if !current {
-            conn.execute(
-                "INSERT OR REPLACE INTO colibri_vault_meta (key, value) VALUES ('schema_version', ?1)",
-                [SCHEMA_VERSION.to_string()],
-            )
-            .map_err(db)?;
-        }
+        conn.execute(
+            "INSERT OR REPLACE INTO colibri_vault_meta (key, value) VALUES ('schema_version', ?1)",
+            [SCHEMA_VERSION.to_string()],
+        )
+        .map_err(db)?;
         Ok(Store { conn, path: path.to_owned() })
     }
 
