@@ -11,7 +11,8 @@
 //!   one step that changes what a reader sees, so a reader going through `..data` sees the old
 //!   set or the new one, never a mix;
 //! - `NAME -> ..data/NAME` links give each variable its plain name (`$(cat DIR/DB_PASSWORD)`);
-//!   links of names that are gone, and the old set, are removed afterwards.
+//!   links of names that are gone, and the old set, are removed afterwards (the old set's files
+//!   unlinked, not emptied: a reader that opened one before the swap still reads its value).
 //!
 //! It keeps the writer's discipline (see `safe_write`): nothing is ever followed on the host's
 //! side except links it has just read and checked (`..data` must name a set directory of ours,
@@ -334,6 +335,7 @@ pub fn write(dir: &OwnedFd, shown: &Path, files: &Files<'_>, owner: Owner) -> Re
             ),
         ));
     }
+    let old = data_target(dir, shown)?;
     let mut set = NewSet::create(dir, shown)?;
     let result = files
         .iter()
@@ -347,7 +349,7 @@ pub fn write(dir: &OwnedFd, shown: &Path, files: &Files<'_>, owner: Owner) -> Re
     drop(set);
     fsync(dir).map_err(|e| err(shown, format!("could not sync the directory: {}", describe(e))))?;
     link(dir, shown, files)?;
-    prune(dir, shown, files, &new)?;
+    prune(dir, shown, files, old.as_deref(), &new)?;
     fsync(dir).map_err(|e| err(shown, format!("could not sync the directory: {}", describe(e))))?;
     Ok(Outcome::Written)
 }
@@ -398,9 +400,9 @@ fn link(dir: &OwnedFd, shown: &Path, files: &Files<'_>) -> Result<()> {
     Ok(())
 }
 
-/// Removes the links of variables no longer in `files`, the old set directory and any other
-/// set directory but `new`.
-fn prune(dir: &OwnedFd, shown: &Path, files: &Files<'_>, new: &OsStr) -> Result<()> {
+/// Removes the links of variables no longer in `files`, the old set directory (`old`, what
+/// `..data` named before the swap) and any other set directory but `new`.
+fn prune(dir: &OwnedFd, shown: &Path, files: &Files<'_>, old: Option<&OsStr>, new: &OsStr) -> Result<()> {
     for entry in list(dir, shown)? {
         if let Some(name) = link_target(dir, &entry, shown)?.as_deref().and_then(linked_name)
             && !files.iter().any(|(n, _)| *n == name)
@@ -414,7 +416,11 @@ fn prune(dir: &OwnedFd, shown: &Path, files: &Files<'_>, new: &OsStr) -> Result<
     // set directory is the old one or one a failed or killed write left.
     for entry in list(dir, shown)? {
         if pid_of(entry.as_bytes(), SET_PREFIX).is_some() && entry != new {
-            discard_tree(dir, &entry, shown).map_err(|e| {
+            // The old set was what readers saw: a reader that went through `..data` just before
+            // the swap may be reading it still, and must get its old values or no file, never an
+            // emptied one. A set nobody saw (a failed or killed write's) is emptied first.
+            let how = if Some(entry.as_os_str()) == old { Discard::Unlink } else { Discard::Empty };
+            discard_tree(dir, &entry, shown, how).map_err(|e| {
                 Error::write(
                     shown,
                     format!("the new set is in place, but the old one could not be removed: {e}"),
@@ -435,7 +441,7 @@ fn sweep(dir: &OwnedFd, shown: &Path) -> Result<()> {
             && gone(pid)
             && Some(&entry) != live.as_ref()
         {
-            discard_tree(dir, &entry, shown)?;
+            discard_tree(dir, &entry, shown, Discard::Empty)?;
         } else if let Some(pid) = pid_of(bytes, LINK_TMP_PREFIX)
             && gone(pid)
             && lstat_at(dir, &entry, shown)?.is_some_and(|st| is_symlink(&st))
@@ -446,9 +452,19 @@ fn sweep(dir: &OwnedFd, shown: &Path) -> Result<()> {
     Ok(())
 }
 
-/// Empties and removes the set directory `name`: its regular files emptied through a
-/// descriptor first (a copy of old secrets must not outlive its name), anything else unlinked.
-fn discard_tree(dir: &OwnedFd, name: &OsStr, shown: &Path) -> Result<()> {
+/// How [`discard_tree`] takes a set directory's files away.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Discard {
+    /// Emptied through a descriptor, then unlinked: a set no reader saw (a copy of secrets must
+    /// not outlive its name, e.g. when the directory cannot be removed).
+    Empty,
+    /// Unlinked only: a set readers saw, which one may be reading still.
+    Unlink,
+}
+
+/// Removes the set directory `name` and what is in it (regular files as `how` says, anything
+/// else unlinked).
+fn discard_tree(dir: &OwnedFd, name: &OsStr, shown: &Path, how: Discard) -> Result<()> {
     let path = shown.join(name);
     let sub = match openat(dir, name, dir_flags() | beneath(), Mode::empty()) {
         Ok(fd) => fd,
@@ -464,7 +480,7 @@ fn discard_tree(dir: &OwnedFd, name: &OsStr, shown: &Path) -> Result<()> {
     for entry in list(&sub, &path)? {
         let full = path.join(&entry);
         match lstat_at(&sub, &entry, &full)? {
-            Some(st) if is_regular(&st) => discard_stale(&sub, &entry, &full)?,
+            Some(st) if is_regular(&st) && how == Discard::Empty => discard_stale(&sub, &entry, &full)?,
             Some(st) if is_dir(&st) => {
                 return Err(err(
                     &full,
@@ -486,8 +502,10 @@ fn discard_tree(dir: &OwnedFd, name: &OsStr, shown: &Path) -> Result<()> {
 }
 
 /// Removes the set from the directory open at `dir`: the variables' links, `..data`, every set
-/// directory (emptied first) and temporary link. `Ok(false)`: there was none.
+/// directory (those no reader saw emptied first) and temporary link. `Ok(false)`: there was
+/// none.
 pub fn remove(dir: &OwnedFd, shown: &Path) -> Result<bool> {
+    let live = data_target(dir, shown)?;
     let mut removed = false;
     for entry in list(dir, shown)? {
         let bytes = entry.as_bytes();
@@ -499,7 +517,8 @@ pub fn remove(dir: &OwnedFd, shown: &Path) -> Result<bool> {
                 .map_err(|e| err(&shown.join(&entry), describe(e)))?;
             removed = true;
         } else if pid_of(bytes, SET_PREFIX).is_some() {
-            discard_tree(dir, &entry, shown)?;
+            let how = if Some(&entry) == live.as_ref() { Discard::Unlink } else { Discard::Empty };
+            discard_tree(dir, &entry, shown, how)?;
             removed = true;
         }
     }
@@ -778,6 +797,21 @@ mod tests {
         assert_eq!(write(&fd, &dir, set, me()).unwrap(), Outcome::Written);
         assert_eq!(std::fs::read(&host).unwrap(), b"host");
         assert!(inspect(&fd, &dir, me()).unwrap().unwrap().holds(set));
+    }
+
+    #[test]
+    fn a_reader_of_the_old_set_gets_its_values_never_emptied_files() {
+        use std::io::Read as _;
+        let (_d, dir, fd) = setup();
+        write(&fd, &dir, &[("A", b"old-a"), ("B", b"old-b")], me()).unwrap();
+        // A reader went through ..data and opened A just before the next write swapped sets.
+        let mut held = File::open(dir.join("A")).unwrap();
+        write(&fd, &dir, &[("A", b"new-a"), ("B", b"new-b")], me()).unwrap();
+        let mut value = Vec::new();
+        held.read_to_end(&mut value).unwrap();
+        assert_eq!(value, b"old-a", "the old set is unlinked, not emptied under its readers");
+        assert_eq!(std::fs::read(dir.join("A")).unwrap(), b"new-a");
+        assert_eq!(names(&dir).len(), 4, "the old set is gone: {:?}", names(&dir));
     }
 
     #[test]
