@@ -110,6 +110,7 @@ impl SettingFlags {
 }
 
 #[derive(Subcommand, Debug)]
+#[allow(clippy::large_enum_variant, reason = "parsed once per run")]
 pub enum Command {
     /// Register and manage tenants (jail = tenant = collection)
     #[command(subcommand)]
@@ -158,6 +159,18 @@ pub struct TenantOptions {
     /// LD_PRELOAD, rc.subr's command…); repeatable
     #[arg(long, value_name = "NAME")]
     pub allow_name: Vec<String>,
+    /// file (on the jail's disk) or memory (a memory file system mounted read-only into the jail,
+    /// gone at stop) [default: file]
+    #[arg(long, value_name = "DELIVERY")]
+    pub delivery: Option<String>,
+    /// env (the env file), files (one 0400 file per variable in the secrets directory) or both
+    /// [default: env]
+    #[arg(long, value_name = "LAYOUT")]
+    pub layout: Option<String>,
+    /// Secrets directory as the jail sees it: the memory mount, or where the per-variable files go
+    /// [default: /var/run/secrets for memory, /var/db/secrets for file]
+    #[arg(long, value_name = "DIR")]
+    pub mount_point: Option<PathBuf>,
 }
 
 #[derive(Subcommand, Debug)]
@@ -194,6 +207,9 @@ pub enum TenantCommand {
         mut_arg("owner", |a| a.help("Owner of the env file, numeric as the jail sees it")),
         mut_arg("on_failure", |a| a.help("What a hook does on failure: continue (jail starts) or fail (jail does not)")),
         mut_arg("allow_name", |a| a.help("Add NAME to the names this tenant's env file may hold although a shell sourcing it changes behaviour; repeatable")),
+        mut_arg("delivery", |a| a.help("file (on the jail's disk) or memory (a memory file system mounted read-only into the jail, gone at stop)")),
+        mut_arg("layout", |a| a.help("env (the env file), files (one 0400 file per variable) or both")),
+        mut_arg("mount_point", |a| a.help("Secrets directory as the jail sees it ('default': the delivery's default)")),
     )]
     Set {
         /// Tenant name

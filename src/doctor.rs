@@ -7,18 +7,23 @@
 //! but not as an administrator would want) or `problem` (provisioning will fail); the exit
 //! status is 78 when there is a problem. Beyond the settings it checks every tenant: its root,
 //! its Bastille hook lines (stage and `exec.timeout`), and whether the env file on disk is the
-//! one colibri-vault last wrote for it — a different file is what a cloned jail carries.
+//! one colibri-vault last wrote for it — a different file is what a cloned jail carries. For
+//! delivery `memory`: the memory fs and its read-only view (missing, writable, stale), the stop
+//! hook, and jail(8)'s own mounts (`mount`, `mount.fstab`, Bastille's fstab) at, above or below
+//! the secrets directory; for delivery `file`: a root on a ZFS dataset with snapshots (`zfs`).
 
 use std::path::{Path, PathBuf};
 
 use crate::bastille;
 use crate::compat::{self, Verdict, Version};
 use crate::config::{Flags, Settings, SourceKind};
+use crate::delivery::Delivery;
 use crate::error::{Error, Result};
 use crate::exit;
 use crate::host_state;
 use crate::hostfile;
 use crate::jailconf::{self, Hook, Stage};
+use crate::memfs;
 use crate::provision::{self, Request};
 use crate::sanitize::{clean, sanitize};
 use crate::serverinfo::{self, ServerInfo};
@@ -316,12 +321,100 @@ fn check_tenant(
     match provision::check_root(settings, tenant, &Request::named(&tenant.name)) {
         Ok((root, _)) => {
             f.ok(&format!("{name}: root {} is usable", root.display()));
-            check_env_file(store, tenant, &root, f);
+            match tenant.options.delivery {
+                Delivery::Memory => check_memory(settings, tenant, &root, f),
+                Delivery::File => {
+                    if tenant.options.layout.has_env() {
+                        check_env_file(store, tenant, &root, f);
+                    }
+                    check_snapshots(tenant, &root, f);
+                }
+            }
         }
         Err(e) => f.problem(&format!("{name}: {e}")),
     }
     if let Some(jailsdir) = jailsdir {
         check_jail_conf(settings, tenant, roots, jailsdir, f);
+    }
+}
+
+/// A `memory` tenant's mounts: its memory fs and the read-only view at its secrets directory.
+fn check_memory(settings: &Settings, tenant: &Tenant, root: &Path, f: &mut Findings) {
+    let name = clean(&tenant.name);
+    let table = match memfs::Table::read() {
+        Ok(table) => table,
+        Err(e) => return f.problem(&format!("{name}: {e}")),
+    };
+    // What delivery file wrote before the switch stays on the jail's disk until removed.
+    let leftovers = [
+        tenant.options.layout.has_env().then(|| root.join(&tenant.options.env_path)),
+        Some(
+            root.join(crate::delivery::relative(crate::delivery::default_dir(Delivery::File))).join("..data"),
+        ),
+    ];
+    let intended = root.join(crate::delivery::relative(&tenant.options.secrets_dir()));
+    for left in leftovers.into_iter().flatten() {
+        if !left.starts_with(&intended) && std::fs::symlink_metadata(&left).is_ok() {
+            f.warn(&format!(
+                "{name}: delivery memory, but {} (written with delivery file?) is still on the jail's disk, and in its snapshots: remove it",
+                left.display()
+            ));
+        }
+    }
+    let state = table.of(&provision::deliver::place(settings, tenant));
+    if state.is_right(&intended) {
+        return f.ok(&format!("{name}: memory fs mounted, read-only at {}", intended.display()));
+    }
+    if state.is_empty() {
+        let running = crate::jail::by_name(&tenant.name).ok().flatten().is_some();
+        return if running {
+            f.warn(&format!(
+                "{name}: the jail runs but its memory fs is not mounted: run colibri-vault provision {name}"
+            ));
+        } else {
+            f.ok(&format!(
+                "{name}: delivery memory, nothing mounted (the jail is not running, or its start hook has not run)"
+            ));
+        };
+    }
+    for v in &state.views {
+        if !v.read_only {
+            f.problem(&format!(
+                "{name}: the view at {} is writable: run colibri-vault hook stop {name}, then start the jail again",
+                v.target.display()
+            ));
+        }
+        if v.target != intended {
+            f.warn(&format!(
+                "{name}: a stale view at {} (an earlier root or mount point): the next start or stop removes it",
+                v.target.display()
+            ));
+        }
+    }
+    if state.memory.len() > 1 {
+        f.warn(&format!(
+            "{name}: {} memory file systems are mounted: the next stop removes them",
+            state.memory.len()
+        ));
+    }
+    if !state.memory.is_empty() && !state.views.iter().any(|v| v.target == intended) {
+        f.warn(&format!(
+            "{name}: the memory fs is mounted but not shown in the jail at {} (provisioned at boot, the jail not started yet?)",
+            intended.display()
+        ));
+    }
+}
+
+/// A `file` tenant whose root lies on a ZFS dataset with snapshots: the secrets are in them.
+fn check_snapshots(tenant: &Tenant, root: &Path, f: &mut Findings) {
+    let Some(dataset) = crate::zfs::dataset_of(root) else { return };
+    match crate::zfs::snapshots(&dataset) {
+        Ok(snapshots) => {
+            if let Some(warning) = crate::zfs::finding(&clean(&tenant.name), root, &dataset, &snapshots) {
+                f.warn(&warning);
+            }
+        }
+        Err(e) => f.warn(&format!("{}: could not list the snapshots of {dataset}: {e}", clean(&tenant.name))),
     }
 }
 
@@ -351,6 +444,67 @@ fn check_env_file(store: &Store, tenant: &Tenant, root: &Path, f: &mut Findings)
         )),
         (Err(e), _) => f.problem(&format!("{name}: {e}")),
         _ => {}
+    }
+}
+
+/// jail(8)'s own mounts for the jail (the block's `mount` lines, its `mount.fstab` file or
+/// Bastille's `<jailsdir>/<jail>/fstab`) at, above or below a `memory` tenant's secrets
+/// directory: one mount hides the other, depending on which comes last.
+fn check_mounts(
+    tenant: &Tenant,
+    found: &jailconf::Inspection,
+    conf: &Path,
+    jailsdir: &Path,
+    f: &mut Findings,
+) {
+    let name = clean(&tenant.name);
+    let intended = tenant.root.join(crate::delivery::relative(&tenant.options.secrets_dir()));
+    // (where it is set, the fstab line)
+    let mut lines: Vec<(String, String)> = Vec::new();
+    let mut fstabs: Vec<PathBuf> = Vec::new();
+    for m in &found.mounts {
+        for value in m.values.iter().flatten() {
+            match m.param.as_str() {
+                "mount" => lines.push((format!("{} line {}", conf.display(), m.line), value.clone())),
+                _ => fstabs.push(PathBuf::from(value)),
+            }
+        }
+    }
+    if !found.mounts.iter().any(|m| m.param == "mount.fstab") {
+        fstabs.push(jailsdir.join(&tenant.name).join("fstab"));
+    }
+    for fstab in fstabs {
+        match hostfile::read(&fstab, &hostfile::JAIL_CONF) {
+            Ok(Some(bytes)) => {
+                for (n, line) in String::from_utf8_lossy(&bytes).lines().enumerate() {
+                    lines.push((format!("{} line {}", fstab.display(), n + 1), line.to_owned()));
+                }
+            }
+            Ok(None) => {}
+            Err(e) => f.warn(&format!("{name}: {e}")),
+        }
+    }
+    for (at, line) in lines {
+        let mut fields = line.split_whitespace();
+        let (Some(from), Some(point)) = (fields.next(), fields.next()) else { continue };
+        if from.starts_with('#') {
+            continue;
+        }
+        let point = crate::config::normalize_dir(Path::new(point));
+        let relation = if point == intended {
+            "at"
+        } else if intended.starts_with(&point) {
+            "above"
+        } else if point.starts_with(&intended) {
+            "below"
+        } else {
+            continue;
+        };
+        f.warn(&format!(
+            "{name}: {at} mounts {from} on {}, {relation} the memory fs's view at {}: one hides the other, depending on which is mounted last (jail(8) mounts its own before any hook); keep jail mounts off the secrets directory or choose another --mount-point",
+            point.display(),
+            intended.display()
+        ));
     }
 }
 
@@ -395,8 +549,18 @@ fn check_jail_conf(
                 )),
                 Some(_) => f.ok(&format!("{name}: hook at exec.created")),
             }
-            for note in found.notes {
+            for note in &found.notes {
                 f.warn(&format!("{name}: {note}"));
+            }
+            if tenant.options.delivery == Delivery::Memory {
+                let stops = found.hooks.iter().any(|h| h.hook == Hook::Stop && h.effective);
+                if !stops {
+                    f.warn(&format!(
+                        "{name}: no stop hook in {}: its memory fs stays mounted after the jail stops (until the next start); run colibri-vault jail enable {name}",
+                        path.display()
+                    ));
+                }
+                check_mounts(tenant, &found, &path, jailsdir, f);
             }
             if !text.contains("exec.timeout") {
                 f.warn(&format!(

@@ -253,21 +253,28 @@ fn stop(settings: &Settings, log: &Log, name: &str, path: Option<&PathBuf>) -> u
             return apply_policy(log, name, Stage::Stop, policy, e.exit_code());
         }
     };
-    if !tenant.options.cleanup_on_stop {
+    let memory = tenant.options.delivery == crate::delivery::Delivery::Memory;
+    let stale_memory = provision::deliver::place(settings, &tenant).may_exist();
+    if !tenant.options.cleanup_on_stop && !memory && !stale_memory {
         log.debug(&format!("jail {name}: tenant keeps its env file when stopped"));
         return exit::OK;
     }
     let started = std::time::Instant::now();
-    let result = remove_env_file(settings, &tenant, path);
+    let root = || {
+        let request = Request { jail: tenant.name.clone(), given_path: path.cloned(), running: None };
+        provision::check_root(settings, &tenant, &request).map(|(root, _)| root)
+    };
+    let result = provision::deliver::at_stop(settings, &tenant, root);
     let (outcome, error) = match &result {
-        Ok(true) => ("removed", None),
-        Ok(false) => ("absent", None),
+        Ok(stopped) if !stopped.done.is_empty() => ("removed", None),
+        Ok(_) => ("absent", None),
         Err(e) => ("failed", Some(e.to_string())),
     };
-    let path_shown = clean(&tenant.root.join(&tenant.options.env_path).to_string_lossy());
     match &result {
-        Ok(true) => log.notice(&format!("jail {name}: removed {path_shown}")),
-        Ok(false) => log.info(&format!("jail {name}: {path_shown} was already absent")),
+        Ok(stopped) if !stopped.done.is_empty() => {
+            log.notice(&format!("jail {name}: {}", clean(&stopped.done.join(", "))));
+        }
+        Ok(_) => log.info(&format!("jail {name}: nothing to remove or unmount")),
         Err(e) => log.error(&format!("jail {name}: {e}")),
     }
     let elapsed = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
@@ -281,12 +288,6 @@ fn stop(settings: &Settings, log: &Log, name: &str, path: Option<&PathBuf>) -> u
         (Ok(_), Ok(())) => exit::OK,
     };
     apply_policy(log, name, Stage::Stop, tenant.options.on_failure, code)
-}
-
-fn remove_env_file(settings: &Settings, tenant: &Tenant, given: Option<&PathBuf>) -> Result<bool> {
-    let request = Request { jail: tenant.name.clone(), given_path: given.cloned(), running: None };
-    let (root, _) = provision::check_root(settings, tenant, &request)?;
-    crate::safe_write::remove(&root, &tenant.options.env_path)
 }
 
 #[cfg(test)]

@@ -128,6 +128,20 @@ pub struct Inspection {
     pub notes: Vec<String>,
     /// The block's `path` (what jail(8) passes to the hook as `${path}`).
     pub path: JailPath,
+    /// The block's `mount` and `mount.fstab` statements, in order.
+    pub mounts: Vec<MountParam>,
+}
+
+/// A `mount` (one fstab(5) line per value) or `mount.fstab` (a file of them) statement: what
+/// jail(8) mounts before any `exec.*` hook runs and unmounts after `exec.poststop`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MountParam {
+    /// `mount` or `mount.fstab`.
+    pub param: String,
+    /// 1-based line number in the jail.conf.
+    pub line: usize,
+    /// Each value, when it is literal text (`None`: only jail(8) can work it out).
+    pub values: Vec<Option<String>>,
 }
 
 /// The `path` parameter of a jail's block.
@@ -280,7 +294,12 @@ pub fn inspect(text: &str, jail: &str) -> Result<Inspection, JailConfError> {
         .into_iter()
         .map(|o| HookLine { hook: o.hook, sbin: o.sbin, line: o.line, effective: o.effective })
         .collect();
-    Ok(Inspection { hooks, notes: block.foreign_notes(text, &conf.toks), path: block.path(text, &conf.toks) })
+    Ok(Inspection {
+        hooks,
+        notes: block.foreign_notes(text, &conf.toks),
+        path: block.path(text, &conf.toks),
+        mounts: block.mounts(text, &conf.toks),
+    })
 }
 
 /// `<jailsdir>/<jail>/jail.conf`, after checking that `jail` is a plain name (it becomes a path
@@ -915,6 +934,24 @@ impl Block {
         JailPath::Literal(value)
     }
 
+    /// The block's `mount` and `mount.fstab` statements.
+    fn mounts(&self, text: &str, toks: &[Tok]) -> Vec<MountParam> {
+        self.params
+            .iter()
+            .filter_map(|p| {
+                let param = p.name.as_deref().filter(|n| matches!(*n, "mount" | "mount.fstab"))?;
+                let values = p
+                    .values
+                    .iter()
+                    .map(|(from, to)| {
+                        toks[*from..*to].iter().map(|tok| literal(text, tok)).collect::<Option<String>>()
+                    })
+                    .collect();
+                Some(MountParam { param: param.to_owned(), line: p.line, values })
+            })
+            .collect()
+    }
+
     /// Notes about other statements in the block that run colibri-vault too.
     fn foreign_notes(&self, text: &str, toks: &[Tok]) -> Vec<String> {
         self.params
@@ -988,6 +1025,28 @@ fn our_hook(text: &str, toks: &[Tok], param: &Param) -> Option<(Hook, String)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn mount_statements_are_found_with_their_literal_values() {
+        let text = "web {\n  path = /j/web/root;\n  mount.fstab = /j/web/fstab;\n  mount += \"tmpfs /j/web/root/var/run tmpfs rw 0 0\";\n  mount += \"$x /y\";\n}\n";
+        let found = inspect(text, "web").unwrap();
+        assert_eq!(
+            found.mounts,
+            [
+                MountParam {
+                    param: "mount.fstab".into(),
+                    line: 3,
+                    values: vec![Some("/j/web/fstab".into())]
+                },
+                MountParam {
+                    param: "mount".into(),
+                    line: 4,
+                    values: vec![Some("tmpfs /j/web/root/var/run tmpfs rw 0 0".into())]
+                },
+                MountParam { param: "mount".into(), line: 5, values: vec![None] },
+            ]
+        );
+    }
 
     const SBIN: &str = "/usr/local/sbin";
     const STANDARD: &str = include_str!("../tests/fixtures/jailconf/standard.conf");

@@ -74,6 +74,20 @@ fn apply_options(raw: &mut RawTenant, o: &TenantOptions, disallow: &[String]) ->
     if o.cleanup_on_stop {
         raw.cleanup_on_stop = Some(Value::Integer(1));
     }
+    if let Some(delivery) = &o.delivery {
+        raw.delivery = Some(text(&delivery.parse::<crate::delivery::Delivery>()?.to_string()));
+    }
+    if let Some(layout) = &o.layout {
+        raw.layout = Some(text(&layout.parse::<crate::delivery::Layout>()?.to_string()));
+    }
+    if let Some(dir) = &o.mount_point {
+        if dir.as_os_str() == "default" {
+            raw.mount_point = Some(text(""));
+        } else {
+            crate::delivery::validate_secrets_dir(dir)?;
+            raw.mount_point = Some(text(&dir.to_string_lossy()));
+        }
+    }
     if !o.allow_name.is_empty() || !disallow.is_empty() {
         for name in o.allow_name.iter().chain(disallow) {
             tenant::validate_variable_name(name)?;
@@ -104,6 +118,18 @@ pub fn tenant(settings: &Settings, log: &Log, command: &TenantCommand) -> Result
             let mut store = Store::open_existing(&settings.db)?.ok_or_else(|| missing_store(settings))?;
             if !store.remove(name)? {
                 return Err(Error::UnknownTenant(clean(name)));
+            }
+            // Its memory fs would outlive it: hooks do nothing for a jail without a tenant.
+            if tenant::validate_name(name).is_ok() {
+                let place = crate::memfs::Place::new(&settings.run_dir, name);
+                if place.may_exist() {
+                    let done = crate::memfs::teardown(&place)?;
+                    log.notice(&format!(
+                        "unmounted the memory file system of tenant {} ({} mounts)",
+                        clean(name),
+                        done.unmounted.len()
+                    ));
+                }
             }
             log.notice(&format!("removed tenant {} (its env file and provision log are kept)", clean(name)));
             Ok(exit::OK)
@@ -231,14 +257,21 @@ fn tenant_set(
     // Audit trail, and the end of the freshness window for what was written before.
     store.record(&tenant::LogRow::event(&t.name, "tenant-set", tenant::SETTINGS_CHANGED, 0, None))?;
     log.notice(&format!("updated tenant {}", t.name));
-    let cleanup_changed = before.is_none_or(|b| b.options.cleanup_on_stop != t.options.cleanup_on_stop);
-    if cleanup_changed && (options.cleanup_on_stop || no_cleanup_on_stop) {
+    let stop_hook = |t: &Tenant| t.options.cleanup_on_stop || needs_stop_hook(t);
+    let cleanup_changed = before.as_ref().is_none_or(|b| stop_hook(b) != stop_hook(&t));
+    if cleanup_changed && (options.cleanup_on_stop || no_cleanup_on_stop || options.delivery.is_some()) {
         log.notice(&format!(
-            "the stop hook follows --cleanup-on-stop only in jail.conf: run colibri-vault jail enable {} again (for a Bastille jail), or add/remove the exec.poststop line by hand",
+            "the stop hook follows --cleanup-on-stop and --delivery memory only in jail.conf: run colibri-vault jail enable {} again (for a Bastille jail), or add/remove the exec.poststop line by hand",
             t.name
         ));
     }
     Ok(exit::OK)
+}
+
+/// Whether the tenant's jail needs the stop hook besides `--cleanup-on-stop`: a memory fs goes
+/// at stop.
+fn needs_stop_hook(t: &Tenant) -> bool {
+    t.options.delivery == crate::delivery::Delivery::Memory
 }
 
 /// `tenant add|set`: the root must not be another tenant's, nor lie above or below one (one
@@ -310,6 +343,16 @@ fn describe(t: &Tenant, last: Option<&tenant::LogRow>) -> String {
         ("owner", t.options.owner.to_string()),
         ("on failure", t.options.on_failure.to_string()),
         ("cleanup on stop", if t.options.cleanup_on_stop { "yes" } else { "no" }.into()),
+        ("delivery", t.options.delivery.to_string()),
+        ("layout", t.options.layout.to_string()),
+        (
+            "secrets dir",
+            format!(
+                "{}{}",
+                clean(&t.options.secrets_dir().to_string_lossy()),
+                if t.options.mount_point.is_none() { " (default)" } else { "" }
+            ),
+        ),
         (
             "allowed names",
             if t.options.allow_names.is_empty() { "-".into() } else { t.options.allow_names.join(", ") },
@@ -444,6 +487,36 @@ struct StatusRow {
     trigger: Option<String>,
     keys: Option<usize>,
     error: Option<String>,
+    delivery: Option<String>,
+    /// What is mounted for the tenant (delivery memory, or left from it).
+    mounts: Vec<crate::memfs::MountReport>,
+    /// One line about the mounts: "-" when the tenant has none and needs none.
+    #[serde(skip)]
+    mounts_text: String,
+}
+
+/// A tenant's mounts for `status`: in the table, a line saying what is mounted and what is
+/// wrong; in JSON, each mount.
+fn mounts_of(
+    settings: &Settings,
+    table: &mut Option<crate::memfs::Table>,
+    t: &Tenant,
+) -> Result<(Vec<crate::memfs::MountReport>, String)> {
+    let place = crate::memfs::Place::new(&settings.run_dir, &t.name);
+    let memory = t.options.delivery == crate::delivery::Delivery::Memory;
+    if !memory && !place.may_exist() {
+        return Ok((Vec::new(), "-".into()));
+    }
+    if table.is_none() {
+        *table = Some(crate::memfs::Table::read()?);
+    }
+    let state = table.as_ref().map(|table| table.of(&place)).unwrap_or_default();
+    let intended = if memory {
+        t.root.join(crate::delivery::relative(&t.options.secrets_dir()))
+    } else {
+        std::path::PathBuf::new()
+    };
+    Ok((state.report(), clean(&state.describe(&intended))))
 }
 
 pub fn status(settings: &Settings, log: &Log, only: Option<&str>, json: bool) -> Result<u8> {
@@ -466,6 +539,7 @@ pub fn status(settings: &Settings, log: &Log, only: Option<&str>, json: bool) ->
         None => store.list()?,
     };
     let mut rows = Vec::new();
+    let mut table = None;
     for t in &tenants {
         let t = match t {
             Ok(t) => t,
@@ -480,6 +554,9 @@ pub fn status(settings: &Settings, log: &Log, only: Option<&str>, json: bool) ->
                         trigger: None,
                         keys: None,
                         error: Some(clean(problem)),
+                        delivery: None,
+                        mounts: Vec::new(),
+                        mounts_text: "-".into(),
                     });
                 }
                 continue;
@@ -487,7 +564,11 @@ pub fn status(settings: &Settings, log: &Log, only: Option<&str>, json: bool) ->
         };
         let last = store.last_log(&t.name, Some(&STATUS_OUTCOMES))?;
         let last = last.as_ref().map(LastProvision::from);
+        let (mounts, mounts_text) = mounts_of(settings, &mut table, t)?;
         rows.push(StatusRow {
+            delivery: Some(format!("{}/{}", t.options.delivery, t.options.layout)),
+            mounts,
+            mounts_text,
             tenant: clean(&t.name),
             status: clean(&t.status),
             last_provision: last.as_ref().map(|l| l.at.clone()),
@@ -500,7 +581,16 @@ pub fn status(settings: &Settings, log: &Log, only: Option<&str>, json: bool) ->
     if json {
         output::print(&format!("{}\n", to_json(&rows)?))?;
     } else {
-        let mut table = Table::new(&["TENANT", "STATUS", "LAST PROVISION", "OUTCOME", "KEYS", "ERROR"]);
+        let mut table = Table::new(&[
+            "TENANT",
+            "STATUS",
+            "LAST PROVISION",
+            "OUTCOME",
+            "KEYS",
+            "DELIVERY",
+            "MOUNTS",
+            "ERROR",
+        ]);
         for r in rows {
             table.row(vec![
                 r.tenant,
@@ -508,6 +598,8 @@ pub fn status(settings: &Settings, log: &Log, only: Option<&str>, json: bool) ->
                 r.last_provision.unwrap_or_else(|| "never".into()),
                 r.outcome.unwrap_or_else(|| "-".into()),
                 r.keys.map_or_else(|| "-".into(), |k| k.to_string()),
+                r.delivery.unwrap_or_else(|| "-".into()),
+                r.mounts_text,
                 r.error.unwrap_or_default(),
             ]);
         }
@@ -559,7 +651,8 @@ pub fn jail(settings: &Settings, log: &Log, command: &JailCommand) -> Result<u8>
             for warning in warnings {
                 log.warn(&warning);
             }
-            let with_stop = tenant.is_some_and(|t| t.options.cleanup_on_stop);
+            // A memory fs must go at stop, whatever the cleanup setting.
+            let with_stop = tenant.is_some_and(|t| t.options.cleanup_on_stop || needs_stop_hook(&t));
             jailconf::enable(&text, name, stage, with_stop, &sbin()?)
         }
         None => jailconf::disable(&text, name),

@@ -45,6 +45,7 @@
 //! into a jail root from the host".
 
 mod flags;
+pub mod set;
 
 use std::ffi::{OsStr, OsString};
 use std::fs::File;
@@ -130,6 +131,85 @@ pub fn open_dir_nofollow(path: &Path) -> Result<OwnedFd> {
         }
     }
     Ok(fd)
+}
+
+/// How [`open_dir_creating`] makes the last directory when it is missing.
+#[derive(Clone, Copy, Debug)]
+pub struct NewDir {
+    pub mode: libc::mode_t,
+    pub owner: Owner,
+}
+
+/// Opens the directory `rel` beneath the jail root `root`, creating what is missing, never
+/// following a link: each component is opened `O_DIRECTORY|O_NOFOLLOW` (a symlink at any
+/// level, the last one included, is refused), and a missing one is made with `mkdirat` and then
+/// opened the same way (intermediate directories 0755, owned by the running user, as the jail's
+/// own hierarchy is; the last one as `last` says). Returns the parent's descriptor, the last
+/// name and the directory's descriptor. A directory that already exists is left as it is.
+pub fn open_dir_creating(root: &Path, rel: &Path, last: NewDir) -> Result<(OwnedFd, OsString, OwnedFd)> {
+    let full = root.join(rel);
+    let mut parts: Vec<&OsStr> = Vec::new();
+    for component in rel.components() {
+        match component {
+            Component::Normal(name) => parts.push(name),
+            _ => return Err(Error::write(&full, "the directory must be relative, without '.' or '..'")),
+        }
+    }
+    let Some(final_name) = parts.pop() else {
+        return Err(Error::write(&full, "empty directory path"));
+    };
+    let mut fd = open_dir_nofollow(root)?;
+    let mut inside = PathBuf::from("/");
+    let fail =
+        |what: &str, e: Errno| Error::write(&full, format!("could not set the {what}: {}", describe(e)));
+    for part in parts {
+        inside.push(part);
+        let (next, made) = open_or_make(&fd, part, 0o755, &full, &inside)?;
+        if made {
+            // Whatever the umask: the jail's users must be able to pass through.
+            fchmod(&next, Mode::from_bits_truncate(0o755)).map_err(|e| fail("mode", e))?;
+        }
+        fd = next;
+    }
+    inside.push(final_name);
+    let (dir, made) = open_or_make(&fd, final_name, last.mode, &full, &inside)?;
+    if made {
+        fchmod(&dir, Mode::from_bits_truncate(last.mode)).map_err(|e| fail("mode", e))?;
+        fchown(&dir, Some(Uid::from_raw(last.owner.uid)), Some(Gid::from_raw(last.owner.gid)))
+            .map_err(|e| fail("owner", e))?;
+    }
+    Ok((fd, final_name.to_owned(), dir))
+}
+
+/// The directory `name` in `parent`, made with `mode` first if missing; whether it was made.
+fn open_or_make(
+    parent: &OwnedFd,
+    name: &OsStr,
+    mode: libc::mode_t,
+    full: &Path,
+    inside: &Path,
+) -> Result<(OwnedFd, bool)> {
+    let open = || openat(parent, name, dir_flags() | beneath(), Mode::empty());
+    let refused =
+        |e: Errno| Error::write(full, format!("{} inside the jail: {}", inside.display(), describe(e)));
+    match open() {
+        Ok(fd) => Ok((fd, false)),
+        Err(Errno::ENOENT) => {
+            let created = match nix::sys::stat::mkdirat(parent, name, Mode::from_bits_truncate(mode)) {
+                Ok(()) => true,
+                // Made meanwhile (inside the jail?): opened like any other, below.
+                Err(Errno::EEXIST) => false,
+                Err(e) => {
+                    return Err(Error::write(
+                        full,
+                        format!("could not create {} inside the jail: {}", inside.display(), describe(e)),
+                    ));
+                }
+            };
+            open().map(|fd| (fd, created)).map_err(refused)
+        }
+        Err(e) => Err(refused(e)),
+    }
 }
 
 /// Opens the directory holding `rel` beneath `root`; returns it and the final name.
@@ -299,6 +379,12 @@ pub fn inspect(root: &Path, rel: &Path, owner: Owner) -> Result<Option<Current>>
     current(&dir, name, &full, owner, "touch")
 }
 
+/// [`inspect`] for the file `name` in the directory open at `dir` (`full`: its path, for
+/// messages).
+pub fn inspect_in(dir: &OwnedFd, name: &OsStr, full: &Path, owner: Owner) -> Result<Option<Current>> {
+    current(dir, name, full, owner, "touch")
+}
+
 /// Writes `bytes` to `root/rel` atomically, mode 0600, owned by `owner`, unless the file
 /// already holds exactly that ([`Current::holds`]). `check` must accept the bytes read back
 /// from the temporary file before it replaces the old one. On failure, nothing new is left
@@ -311,31 +397,51 @@ pub fn write(
     check: &dyn Fn(&[u8]) -> bool,
 ) -> Result<Outcome> {
     let full = root.join(rel);
+    too_large(bytes, &full)?;
+    let (dir, name) = open_parent(root, rel)?;
+    write_in(&dir, name, &full, bytes, owner, check)
+}
+
+/// [`write()`] for the file `name` in the directory open at `dir` (`full`: its path, for
+/// messages): for a directory the caller has opened and checked, such as a tenant's memory
+/// file system.
+pub fn write_in(
+    dir: &OwnedFd,
+    name: &OsStr,
+    full: &Path,
+    bytes: &[u8],
+    owner: Owner,
+    check: &dyn Fn(&[u8]) -> bool,
+) -> Result<Outcome> {
+    too_large(bytes, full)?;
+    sweep(dir, name, full)?;
+    if let Some(current) = current(dir, name, full, owner, "replace")?
+        && current.holds(|b| b == bytes)
+    {
+        return Ok(Outcome::Unchanged);
+    }
+    removable(dir, name, full)?;
+
+    let mut temp = Temp::create(dir, name, full)?;
+    let result = temp.prepare(owner).and_then(|()| temp.fill(bytes, check)).and_then(|()| temp.place(name));
+    if let Err(e) = result {
+        return Err(temp.discard_after(e));
+    }
+    fsync(dir).map_err(|e| Error::write(full, format!("could not sync the directory: {}", describe(e))))?;
+    Ok(Outcome::Written)
+}
+
+fn too_large(bytes: &[u8], full: &Path) -> Result<()> {
     if bytes.len() as u64 > MAX_FILE {
         return Err(Error::write(
-            &full,
+            full,
             format!(
                 "the content is {} bytes, over the {MAX_FILE_TEXT} limit; nothing was written",
                 bytes.len()
             ),
         ));
     }
-    let (dir, name) = open_parent(root, rel)?;
-    sweep(&dir, name, &full)?;
-    if let Some(current) = current(&dir, name, &full, owner, "replace")?
-        && current.holds(|b| b == bytes)
-    {
-        return Ok(Outcome::Unchanged);
-    }
-    removable(&dir, name, &full)?;
-
-    let mut temp = Temp::create(&dir, name, &full)?;
-    let result = temp.prepare(owner).and_then(|()| temp.fill(bytes, check)).and_then(|()| temp.place(name));
-    if let Err(e) = result {
-        return Err(temp.discard_after(e));
-    }
-    fsync(&dir).map_err(|e| Error::write(&full, format!("could not sync the directory: {}", describe(e))))?;
-    Ok(Outcome::Written)
+    Ok(())
 }
 
 /// Refuses, before anything is created, a directory whose entries cannot be removed (a

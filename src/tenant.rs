@@ -15,15 +15,22 @@ use std::time::Duration;
 use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 use serde::Serialize;
 
+use crate::delivery::{self, Delivery, Layout};
 use crate::envfile::Format;
 use crate::error::{Error, Result};
 
 /// The schema version of colibri-vault's own tables.
-pub const SCHEMA_VERSION: i64 = 2;
+pub const SCHEMA_VERSION: i64 = 3;
 
 /// Columns added to `colibri_vault_tenant_options` after version 1, with the version that added
 /// them: a database of an older colibri-vault gets them (with their defaults) when opened.
-const ADDED_OPTION_COLUMNS: [(i64, &str, &str); 1] = [(2, "allow_names", "TEXT NOT NULL DEFAULT ''")];
+const ADDED_OPTION_COLUMNS: [(i64, &str, &str); 4] = [
+    (2, "allow_names", "TEXT NOT NULL DEFAULT ''"),
+    (3, "delivery", "TEXT NOT NULL DEFAULT 'file'"),
+    (3, "layout", "TEXT NOT NULL DEFAULT 'env'"),
+    // '' means the default for the delivery (`delivery::default_dir`).
+    (3, "mount_point", "TEXT NOT NULL DEFAULT ''"),
+];
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS tenants (
@@ -46,7 +53,10 @@ CREATE TABLE IF NOT EXISTS colibri_vault_tenant_options (
     owner_gid INTEGER NOT NULL DEFAULT 0,
     on_failure TEXT NOT NULL DEFAULT 'continue',
     cleanup_on_stop INTEGER NOT NULL DEFAULT 0,
-    allow_names TEXT NOT NULL DEFAULT ''
+    allow_names TEXT NOT NULL DEFAULT '',
+    delivery TEXT NOT NULL DEFAULT 'file',
+    layout TEXT NOT NULL DEFAULT 'env',
+    mount_point TEXT NOT NULL DEFAULT ''
 );
 CREATE TABLE IF NOT EXISTS colibri_vault_provision_log (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -139,6 +149,21 @@ pub struct Options {
     pub cleanup_on_stop: bool,
     /// Names refused by default (`names::sensitive`) that this tenant's env file may hold.
     pub allow_names: Vec<String>,
+    /// On the jail's disk, or in a memory file system mounted read-only into the jail.
+    pub delivery: Delivery,
+    /// The env file, one file per variable, or both.
+    pub layout: Layout,
+    /// The secrets directory as the jail sees it (`--mount-point`); `None`: the delivery's
+    /// default (`delivery::default_dir`).
+    pub mount_point: Option<PathBuf>,
+}
+
+impl Options {
+    /// The secrets directory as the jail sees it: the memory mount's point, or where the
+    /// per-variable files go on the jail's disk.
+    pub fn secrets_dir(&self) -> PathBuf {
+        self.mount_point.clone().unwrap_or_else(|| delivery::default_dir(self.delivery).to_owned())
+    }
 }
 
 impl Default for Options {
@@ -150,6 +175,9 @@ impl Default for Options {
             on_failure: FailurePolicy::Continue,
             cleanup_on_stop: false,
             allow_names: Vec::new(),
+            delivery: Delivery::File,
+            layout: Layout::Env,
+            mount_point: None,
         }
     }
 }
@@ -627,7 +655,8 @@ impl Store {
 
 const SELECT_TENANT: &str = "
 SELECT t.tenant_id, t.jail_root_path, t.collection_id, t.status, t.created_at, t.updated_at,
-       o.env_path, o.format, o.owner_uid, o.owner_gid, o.on_failure, o.cleanup_on_stop, o.allow_names
+       o.env_path, o.format, o.owner_uid, o.owner_gid, o.on_failure, o.cleanup_on_stop, o.allow_names,
+       o.delivery, o.layout, o.mount_point
 FROM tenants t LEFT JOIN colibri_vault_tenant_options o ON o.tenant_id = t.tenant_id";
 
 /// How long a statement waits for another process's write lock before it fails (`SQLite`'s busy
@@ -652,6 +681,9 @@ pub struct RawTenant {
     pub on_failure: Option<rusqlite::types::Value>,
     pub cleanup_on_stop: Option<rusqlite::types::Value>,
     pub allow_names: Option<rusqlite::types::Value>,
+    pub delivery: Option<rusqlite::types::Value>,
+    pub layout: Option<rusqlite::types::Value>,
+    pub mount_point: Option<rusqlite::types::Value>,
 }
 
 impl RawTenant {
@@ -673,6 +705,9 @@ impl RawTenant {
             on_failure: None,
             cleanup_on_stop: None,
             allow_names: None,
+            delivery: None,
+            layout: None,
+            mount_point: None,
         }
     }
 
@@ -697,6 +732,9 @@ impl RawTenant {
             on_failure: option(10)?,
             cleanup_on_stop: option(11)?,
             allow_names: option(12)?,
+            delivery: option(13)?,
+            layout: option(14)?,
+            mount_point: option(15)?,
         })
     }
 
@@ -751,6 +789,35 @@ impl RawTenant {
             None => defaults.allow_names,
             Some(list) => parse_allow_names(&list).map_err(|e| problem("allowed names", &e))?,
         };
+        let delivery = match parsed("delivery", &self.delivery)? {
+            None => defaults.delivery,
+            Some(d) => d.parse().map_err(|e| problem("delivery", &e))?,
+        };
+        let layout = match parsed("layout", &self.layout)? {
+            None => defaults.layout,
+            Some(l) => l.parse().map_err(|e| problem("layout", &e))?,
+        };
+        let mount_point = match parsed("mount point", &self.mount_point)? {
+            None => None,
+            Some(m) if m.is_empty() => None,
+            Some(m) => {
+                let m = PathBuf::from(m);
+                delivery::validate_secrets_dir(&m).map_err(|e| problem("mount point", &e))?;
+                Some(m)
+            }
+        };
+        let options = Options {
+            env_path,
+            format,
+            owner,
+            on_failure,
+            cleanup_on_stop,
+            allow_names,
+            delivery,
+            layout,
+            mount_point,
+        };
+        delivery::check(options.delivery, options.layout, &options.secrets_dir(), &options.env_path)?;
         let status = text("status", &self.status)?;
         Ok(Tenant {
             name: self.name.clone(),
@@ -759,7 +826,7 @@ impl RawTenant {
             status,
             created_at: self.created_at.clone(),
             updated_at: self.updated_at.clone(),
-            options: Options { env_path, format, owner, on_failure, cleanup_on_stop, allow_names },
+            options,
         })
     }
 }
@@ -804,8 +871,9 @@ fn write_options(tx: &rusqlite::Transaction<'_>, tenant: &Tenant) -> rusqlite::R
     let o = &tenant.options;
     tx.execute(
         "INSERT OR REPLACE INTO colibri_vault_tenant_options
-         (tenant_id, env_path, format, owner_uid, owner_gid, on_failure, cleanup_on_stop, allow_names)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+         (tenant_id, env_path, format, owner_uid, owner_gid, on_failure, cleanup_on_stop, allow_names,
+          delivery, layout, mount_point)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
         params![
             tenant.name,
             path_text(&o.env_path),
@@ -814,7 +882,10 @@ fn write_options(tx: &rusqlite::Transaction<'_>, tenant: &Tenant) -> rusqlite::R
             o.owner.gid,
             o.on_failure.to_string(),
             o.cleanup_on_stop,
-            o.allow_names.join(",")
+            o.allow_names.join(","),
+            o.delivery.to_string(),
+            o.layout.to_string(),
+            o.mount_point.as_deref().map(path_text).unwrap_or_default()
         ],
     )
 }
@@ -925,6 +996,54 @@ mod tests {
         assert!(store.remove("web").unwrap());
         assert!(store.get("web").unwrap().is_none());
         assert!(store.last_log("web", None).unwrap().is_some(), "the log is kept");
+    }
+
+    #[test]
+    fn delivery_options_round_trip_and_an_older_schema_gets_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("colibri.sqlite");
+        // A database of schema version 2: no delivery columns yet.
+        let conn = Connection::open(&path).unwrap();
+        conn.execute_batch(
+            "CREATE TABLE tenants (tenant_id TEXT PRIMARY KEY, jail_root_path TEXT NOT NULL,
+             collection_id TEXT NOT NULL UNIQUE, status TEXT NOT NULL, created_at, updated_at);
+             CREATE TABLE colibri_vault_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+             INSERT INTO colibri_vault_meta VALUES ('schema_version', '2');
+             CREATE TABLE colibri_vault_tenant_options (tenant_id TEXT PRIMARY KEY,
+             env_path TEXT NOT NULL DEFAULT '.env', format TEXT NOT NULL DEFAULT 'sh',
+             owner_uid INTEGER NOT NULL DEFAULT 0, owner_gid INTEGER NOT NULL DEFAULT 0,
+             on_failure TEXT NOT NULL DEFAULT 'continue', cleanup_on_stop INTEGER NOT NULL DEFAULT 0,
+             allow_names TEXT NOT NULL DEFAULT '');
+             INSERT INTO tenants VALUES ('web', '/j/web/root', 'web', 'active', NULL, NULL);
+             INSERT INTO colibri_vault_tenant_options (tenant_id) VALUES ('web');",
+        )
+        .unwrap();
+        drop(conn);
+        let mut store = Store::open_existing(&path).unwrap().unwrap();
+        let t = store.get("web").unwrap().unwrap();
+        assert_eq!(t.options, Options::default());
+        assert_eq!(t.options.secrets_dir(), Path::new("/var/db/secrets"));
+        let mut m = tenant("shop");
+        m.options.delivery = Delivery::Memory;
+        m.options.layout = Layout::Both;
+        store.insert(&m).unwrap();
+        assert_eq!(store.get("shop").unwrap().unwrap().options.secrets_dir(), Path::new("/var/run/secrets"));
+        m.options.mount_point = Some(PathBuf::from("/run/app"));
+        store.update(&m).unwrap();
+        assert_eq!(store.get("shop").unwrap().unwrap().options, m.options);
+        // A row another program wrote with an unsafe combination is refused where it is used.
+        store.conn.execute_batch("UPDATE colibri_vault_tenant_options SET delivery = 'file', mount_point = '/var/run/x' WHERE tenant_id = 'shop'").unwrap();
+        let e = store.get("shop").unwrap_err().to_string();
+        assert!(e.contains("cleanvar"), "{e}");
+        store
+            .conn
+            .execute_batch(
+                "UPDATE colibri_vault_tenant_options SET mount_point = '/etc' WHERE tenant_id = 'shop'",
+            )
+            .unwrap();
+        assert!(store.get("shop").unwrap_err().to_string().contains("system directories"));
+        store.conn.execute_batch("UPDATE colibri_vault_tenant_options SET mount_point = '', delivery = 'ram' WHERE tenant_id = 'shop'").unwrap();
+        assert!(store.get("shop").unwrap_err().to_string().contains("invalid stored delivery"));
     }
 
     #[test]

@@ -10,9 +10,8 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use super::record::{self, Attempt, Facts};
-use super::{Ctx, Done, Options, Pending, Report, Request, Trigger};
+use super::{Ctx, Done, Options, Pending, Report, Request, Trigger, deliver};
 use crate::config::{Settings, normalize_dir};
-use crate::envfile;
 use crate::error::{Error, Result};
 use crate::jail;
 use crate::safe_write;
@@ -50,16 +49,34 @@ pub(super) fn identify(
             .and_then(|()| check_root(ctx.settings, &tenant, request));
         let result = match checked {
             Ok((root, jid)) => {
+                if !opts.dry_run {
+                    deliver::tidy(ctx.settings, ctx.log, &tenant);
+                }
                 let last = if opts.use_freshness { fresh(ctx, store, &tenant, &root) } else { None };
                 if let Some(last) = last {
-                    let done = Done::Fresh { path: root.join(&tenant.options.env_path) };
                     let attempt = Attempt { tenant: &tenant, jail: &jail, jid, started, opts };
-                    // The file still holds what that provision wrote: its key names and hash
-                    // belong in this row too (`status` shows the last row's key count).
-                    let facts = Facts { keys: last.keys, hash: last.content_hash, calls: 0 };
-                    match record::record(ctx, store, &attempt, Ok(&done), &facts) {
-                        None => Ok(done),
-                        Some(e) => Err(Arc::new(e)),
+                    // Fresh content in a memory fs: shown in the jail (a restart, a missed stop).
+                    let shown = if opts.trigger == Trigger::Boot {
+                        Ok(())
+                    } else {
+                        deliver::show(ctx.settings, &tenant, &root)
+                    };
+                    match shown {
+                        Ok(()) => {
+                            let done = Done::Fresh { path: deliver::shown_path(&tenant, &root) };
+                            // The content still is what that provision wrote: its key names and
+                            // hash belong in this row too (`status` shows the last row's key count).
+                            let facts = Facts { keys: last.keys, hash: last.content_hash, calls: 0 };
+                            match record::record(ctx, store, &attempt, Ok(&done), &facts) {
+                                None => Ok(done),
+                                Some(e) => Err(Arc::new(e)),
+                            }
+                        }
+                        Err(e) => {
+                            let e = Arc::new(e);
+                            let _ = record::record(ctx, store, &attempt, Err(&e), &Facts::default());
+                            Err(e)
+                        }
                     }
                 } else {
                     pending.push(Pending {
@@ -163,9 +180,10 @@ fn exists_nofollow(path: &Path) -> bool {
     std::fs::symlink_metadata(path).is_ok()
 }
 
-/// The last successful provision's log row when it is recent and the file is still exactly what
-/// it wrote: same content hash, and what `safe_write` requires of a file it leaves alone
-/// (regular, mode 0600, the configured owner, one link). Anything else is rewritten.
+/// The last successful provision's log row when it is recent and what it delivered is still
+/// exactly there: same content hash, and what the writers require of what they leave alone (the
+/// env file regular, mode 0600, the configured owner, one link; the set as `safe_write::set`
+/// leaves it; for delivery memory, in the mounted memory fs). Anything else is rewritten.
 fn fresh(ctx: &Ctx<'_>, store: &Store, tenant: &Tenant, root: &Path) -> Option<LogRow> {
     let settings = ctx.settings;
     if settings.fresh_for.is_zero() {
@@ -181,14 +199,14 @@ fn fresh(ctx: &Ctx<'_>, store: &Store, tenant: &Tenant, root: &Path) -> Option<L
         return None;
     }
     let hash = last.content_hash.as_deref()?;
-    let current = safe_write::inspect(root, &tenant.options.env_path, tenant.options.owner).ok()??;
-    if let Some(problem) = current.problem() {
+    let current = deliver::current(settings, tenant, root).ok()??;
+    if !current.problems.is_empty() {
         ctx.log.warn(&format!(
-            "jail {}: {} is {problem}: not fresh, rewriting it",
+            "jail {}: {}: not fresh, rewriting it",
             tenant.name,
-            root.join(&tenant.options.env_path).display()
+            current.problems.join("; ")
         ));
     }
-    // The writer's own definition: content, mode 0600, owner, a single link.
-    current.holds(|bytes| envfile::sha256_hex(bytes) == hash).then_some(last)
+    // The writers' own definition: content, mode, owner, links.
+    (current.problems.is_empty() && current.hash.as_deref() == Some(hash)).then_some(last)
 }

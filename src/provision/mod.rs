@@ -13,6 +13,7 @@
 //!
 //! Each tenant's outcome is recorded and reported; one tenant's failure does not stop another's.
 
+pub(crate) mod deliver;
 mod identify;
 mod materialize;
 mod record;
@@ -191,6 +192,7 @@ pub fn run(ctx: &Ctx<'_>, store: &mut Store, requests: &[Request], opts: Options
         }
         session::Locked::Failed(e) => {
             record::failed(ctx, store, &mut reports, &pending, e, 0);
+            abandon_incomplete(ctx, &pending, opts);
             return Run { reports, session_error: None };
         }
     };
@@ -201,10 +203,18 @@ pub fn run(ctx: &Ctx<'_>, store: &mut Store, requests: &[Request], opts: Options
     // Steps 4–7 per tenant: entries, render, write, record. Still under the lock, so that a
     // process waiting for it finds every tenant of this session recorded.
     match fetch.fetched {
-        Err(e) => record::failed(ctx, store, &mut reports, &pending, e, fetch.calls),
+        Err(e) => {
+            record::failed(ctx, store, &mut reports, &pending, e, fetch.calls);
+            abandon_incomplete(ctx, &pending, opts);
+        }
         Ok(fetched) => {
             for p in pending {
-                let result = materialize::materialize(ctx, &p.tenant, &p.root, &fetched, opts.dry_run);
+                // At boot the jails are not running: their start hooks show a memory fs.
+                let view = p.opts.trigger != Trigger::Boot;
+                let result = materialize::materialize(ctx, &p.tenant, &p.root, &fetched, opts.dry_run, view);
+                if result.is_err() {
+                    abandon_incomplete(ctx, std::slice::from_ref(&p), opts);
+                }
                 record::materialized(ctx, store, &mut reports, &p, result, fetch.calls);
             }
         }
@@ -212,6 +222,15 @@ pub fn run(ctx: &Ctx<'_>, store: &mut Store, requests: &[Request], opts: Options
     held.answer_claims(ctx, &fetch.claims, &reports[own..]);
     reports.truncate(own);
     Run { reports, session_error: fetch.closed.err() }
+}
+
+/// Nothing half made stays mounted after a run that could not deliver (`deliver`).
+fn abandon_incomplete(ctx: &Ctx<'_>, pending: &[Pending], opts: Options) {
+    if !opts.dry_run {
+        for p in pending {
+            deliver::abandon_incomplete(ctx.settings, ctx.log, &p.tenant);
+        }
+    }
 }
 
 #[cfg(test)]

@@ -45,10 +45,10 @@ pub(super) fn materialized(
     calls: u32,
 ) {
     let (keys, hash) = match &result {
-        Ok((_, keys, hash)) => (keys.clone(), hash.clone()),
+        Ok(m) => (m.keys.clone(), m.hash.clone()),
         Err(_) => (Vec::new(), None),
     };
-    let result = result.map(|(done, _, _)| done).map_err(Arc::new);
+    let result = result.map(|m| m.done).map_err(Arc::new);
     let unrecorded = record(ctx, store, &Attempt::of(p), result.as_ref(), &Facts { keys, hash, calls });
     reports[p.index].result = match (result, unrecorded) {
         // A write that cannot be recorded is a failure: status, freshness and the audit trail

@@ -415,3 +415,21 @@ struct Seen {
     owner: (u32, u32),
     size: i64,
 }
+
+/// A hook for a jail without a tenant only reads the database: it writes (and syncs) nothing,
+/// so it stays fast and never contends with writers.
+#[test]
+fn a_hook_for_a_jail_without_a_tenant_writes_nothing_to_the_database() {
+    let (host, _root) = web(&[]);
+    host.run(&["status"]).expect(0);
+    let old = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000_000);
+    set_mtime(&host.db, old);
+    let before = fs::read(&host.db).unwrap();
+    host.run(&["hook", "start", "ghost"]).expect(0);
+    assert_eq!(fs::metadata(&host.db).unwrap().modified().unwrap(), old, "the database file was written");
+    assert_eq!(fs::read(&host.db).unwrap(), before);
+    for suffix in ["-wal", "-journal"] {
+        let side = host.db.with_file_name(format!("colibri.sqlite{suffix}"));
+        assert!(fs::metadata(&side).map_or(true, |m| m.len() == 0), "{} holds a write", side.display());
+    }
+}

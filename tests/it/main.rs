@@ -10,6 +10,8 @@ mod host_state;
 mod hostile;
 mod jail_cmd;
 mod leaks;
+#[cfg(target_os = "linux")]
+mod memory;
 mod notes;
 mod operator;
 mod packaging;

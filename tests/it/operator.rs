@@ -164,7 +164,7 @@ fn status_after_runs_shows_outcome_and_key_count() {
     let out = host.run(&["status"]);
     let line = out.stdout.lines().find(|l| l.starts_with("web ")).unwrap();
     let fields: Vec<&str> = line.split_whitespace().collect();
-    assert_eq!(fields[1..], ["active", fields[2], "written", "3"], "{line}");
+    assert_eq!(fields[1..], ["active", fields[2], "written", "3", "file/env", "-"], "{line}");
 
     let rows = json(&host.run(&["status", "--json"]).expect(0).stdout);
     let web_row = rows.as_array().unwrap().iter().find(|r| r["tenant"] == "web").unwrap();

@@ -28,4 +28,6 @@ pub fn alive(pid: i32) -> bool {
 pub mod bwserver;
 pub mod fake_bw;
 pub mod host;
+#[cfg(target_os = "linux")]
+pub mod mounts;
 pub mod real_bw;
