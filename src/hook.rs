@@ -270,6 +270,11 @@ fn stop(settings: &Settings, log: &Log, name: &str, path: Option<&PathBuf>) -> u
         Ok(false) => log.info(&format!("jail {name}: {path_shown} was already absent")),
         Err(e) => log.error(&format!("jail {name}: {e}")),
     }
+    if matches!(result, Ok(true))
+        && let Err(e) = store.forget_file(&tenant.name, &tenant.options.env_path)
+    {
+        log.error(&format!("jail {name}: could not update the record of its files: {e}"));
+    }
     let elapsed = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
     let row = LogRow::event(&tenant.name, "hook-stop", outcome, elapsed, error);
     let recorded = store.record(&row);
@@ -278,7 +283,7 @@ fn stop(settings: &Settings, log: &Log, name: &str, path: Option<&PathBuf>) -> u
     }
     let code = match (&result, &recorded) {
         (Err(e), _) | (Ok(_), Err(e)) => e.exit_code(),
-        (Ok(_), Ok(())) => exit::OK,
+        (Ok(_), Ok(_)) => exit::OK,
     };
     apply_policy(log, name, Stage::Stop, tenant.options.on_failure, code)
 }

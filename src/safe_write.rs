@@ -32,8 +32,9 @@
 //!   first, to name the variable); what is read back or compared is bounded the same.
 //!
 //! The interface stays small for what builds on it: [`open_dir_nofollow`] (the root walk),
-//! [`inspect`] and [`Current`] (what is there, judged), [`write()`] and [`Outcome`], [`remove`],
-//! [`MAX_FILE`]. Anything new that writes beneath a root (another layout, say a directory of
+//! [`inspect`] and [`Current`] (what is there, judged, and its [`FileId`]), [`write()`] and
+//! [`Outcome`] ([`write_identified`] also says which inode now holds the content), [`remove`]
+//! and [`remove_if`] (only while the name still leads to a given inode), [`MAX_FILE`]. Anything new that writes beneath a root (another layout, say a directory of
 //! files swapped in with one rename) keeps the same discipline: create `O_EXCL` under a parent
 //! walked without links; refuse flagged names before creating anything; look again right before
 //! the first secret byte; discard through its own descriptors on every failure path (as `Temp`
@@ -72,6 +73,22 @@ pub const MAX_FILE_TEXT: &str = "16 MiB (16777216 bytes)";
 pub enum Outcome {
     Written,
     Unchanged,
+}
+
+/// A file's device and inode: the same file whatever name or jail root it is reached by (a
+/// hard link, a directory mounted into another jail). A copy, or a ZFS clone (another
+/// device), is another file.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FileId {
+    pub dev: u64,
+    pub ino: u64,
+}
+
+impl FileId {
+    #[allow(clippy::useless_conversion, reason = "dev_t and ino_t are not u64 on every target")]
+    fn of(st: &FileStat) -> FileId {
+        FileId { dev: u64::from(st.st_dev), ino: u64::from(st.st_ino) }
+    }
 }
 
 #[cfg(target_os = "freebsd")]
@@ -240,9 +257,15 @@ fn meta_problem(st: &FileStat, owner: Owner) -> Option<String> {
 pub struct Current {
     bytes: Zeroizing<Vec<u8>>,
     problem: Option<String>,
+    id: FileId,
 }
 
 impl Current {
+    /// Its device and inode (of the descriptor its content was read from).
+    pub fn id(&self) -> FileId {
+        self.id
+    }
+
     /// Why it is not what [`write()`] leaves (mode, owner, links, size), if it is not.
     pub fn problem(&self) -> Option<&str> {
         self.problem.as_deref()
@@ -289,7 +312,7 @@ fn current(dir: &OwnedFd, name: &OsStr, full: &Path, owner: Owner, verb: &str) -
         }
     }
     let problem = (!problems.is_empty()).then(|| problems.join(", "));
-    Ok(Some(Current { bytes, problem }))
+    Ok(Some(Current { bytes, problem, id: FileId::of(&st) }))
 }
 
 /// The env file `root/rel` as it is now, `None` if absent; an error if it is not a regular file.
@@ -297,6 +320,14 @@ pub fn inspect(root: &Path, rel: &Path, owner: Owner) -> Result<Option<Current>>
     let full = root.join(rel);
     let (dir, name) = open_parent(root, rel)?;
     current(&dir, name, &full, owner, "touch")
+}
+
+/// The device and inode of the regular file `root/rel`, `None` if nothing is there; no link is
+/// followed and nothing is read.
+pub fn id_at(root: &Path, rel: &Path) -> Result<Option<FileId>> {
+    let full = root.join(rel);
+    let (dir, name) = open_parent(root, rel)?;
+    Ok(lstat_at(&dir, name, &full)?.filter(is_regular).map(|st| FileId::of(&st)))
 }
 
 /// Writes `bytes` to `root/rel` atomically, mode 0600, owned by `owner`, unless the file
@@ -310,6 +341,19 @@ pub fn write(
     owner: Owner,
     check: &dyn Fn(&[u8]) -> bool,
 ) -> Result<Outcome> {
+    write_identified(root, rel, bytes, owner, check).map(|(outcome, _)| outcome)
+}
+
+/// [`write()`], and the device and inode that hold the content now: the file left alone, or
+/// the temporary file renamed into place (taken from our own descriptor, not looked up by name,
+/// which the jail could have changed meanwhile).
+pub fn write_identified(
+    root: &Path,
+    rel: &Path,
+    bytes: &[u8],
+    owner: Owner,
+    check: &dyn Fn(&[u8]) -> bool,
+) -> Result<(Outcome, FileId)> {
     let full = root.join(rel);
     if bytes.len() as u64 > MAX_FILE {
         return Err(Error::write(
@@ -325,7 +369,7 @@ pub fn write(
     if let Some(current) = current(&dir, name, &full, owner, "replace")?
         && current.holds(|b| b == bytes)
     {
-        return Ok(Outcome::Unchanged);
+        return Ok((Outcome::Unchanged, current.id));
     }
     removable(&dir, name, &full)?;
 
@@ -335,7 +379,7 @@ pub fn write(
         return Err(temp.discard_after(e));
     }
     fsync(&dir).map_err(|e| Error::write(&full, format!("could not sync the directory: {}", describe(e))))?;
-    Ok(Outcome::Written)
+    Ok((Outcome::Written, FileId::of(&temp.created)))
 }
 
 /// Refuses, before anything is created, a directory whose entries cannot be removed (a
@@ -671,10 +715,21 @@ impl Drop for Temp<'_> {
 
 /// Removes `root/rel` if it is a regular file. `Ok(false)`: nothing was there.
 pub fn remove(root: &Path, rel: &Path) -> Result<bool> {
+    remove_matching(root, rel, None)
+}
+
+/// Removes `root/rel` if it is still the regular file `id` (what was judged is what goes, not a
+/// file the jail put under that name since). `Ok(false)`: nothing, or another file, is there.
+pub fn remove_if(root: &Path, rel: &Path, id: FileId) -> Result<bool> {
+    remove_matching(root, rel, Some(id))
+}
+
+fn remove_matching(root: &Path, rel: &Path, id: Option<FileId>) -> Result<bool> {
     let full = root.join(rel);
     let (dir, name) = open_parent(root, rel)?;
     match lstat_at(&dir, name, &full)? {
         None => Ok(false),
+        Some(st) if id.is_some_and(|id| id != FileId::of(&st)) => Ok(false),
         Some(st) if is_regular(&st) => {
             unlinkat(&dir, name, UnlinkatFlags::NoRemoveDir).map_err(|e| {
                 let why = match (e, flags::of(dir.as_fd(), Some(name))) {

@@ -2,8 +2,11 @@
 //!
 //! colibri's `tenants` table is kept exactly as colibri-daemon defines it, so an existing
 //! database works unchanged; it is created when absent. colibri-vault's own data lives in
-//! tables of its own: per-tenant options, an append-only provision log and a schema version.
-//! The database never holds a secret value: the log keeps key names and a content hash only.
+//! tables of its own: per-tenant options, an append-only provision log, a record of every env
+//! file written (tenant, jail root, path, device and inode, content hash: what tells a cloned
+//! jail's copy from the tenant's own file) and a schema version. The database never holds a
+//! secret value, nor anything a value could be guessed from: the log keeps key names and the
+//! hash of whole files only.
 
 use std::fmt;
 use std::fmt::Write as _;
@@ -19,11 +22,15 @@ use crate::envfile::Format;
 use crate::error::{Error, Result};
 
 /// The schema version of colibri-vault's own tables.
-pub const SCHEMA_VERSION: i64 = 2;
+pub const SCHEMA_VERSION: i64 = 3;
 
 /// Columns added to `colibri_vault_tenant_options` after version 1, with the version that added
 /// them: a database of an older colibri-vault gets them (with their defaults) when opened.
-const ADDED_OPTION_COLUMNS: [(i64, &str, &str); 1] = [(2, "allow_names", "TEXT NOT NULL DEFAULT ''")];
+const ADDED_OPTION_COLUMNS: [(i64, &str, &str); 2] =
+    [(2, "allow_names", "TEXT NOT NULL DEFAULT ''"), (3, "on_change", "TEXT NOT NULL DEFAULT ''")];
+
+/// Columns added to `colibri_vault_provision_log` after version 1, as for the options.
+const ADDED_LOG_COLUMNS: [(i64, &str, &str); 2] = [(3, "changed_keys", "TEXT"), (3, "on_change", "TEXT")];
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS tenants (
@@ -46,7 +53,8 @@ CREATE TABLE IF NOT EXISTS colibri_vault_tenant_options (
     owner_gid INTEGER NOT NULL DEFAULT 0,
     on_failure TEXT NOT NULL DEFAULT 'continue',
     cleanup_on_stop INTEGER NOT NULL DEFAULT 0,
-    allow_names TEXT NOT NULL DEFAULT ''
+    allow_names TEXT NOT NULL DEFAULT '',
+    on_change TEXT NOT NULL DEFAULT ''
 );
 CREATE TABLE IF NOT EXISTS colibri_vault_provision_log (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -61,10 +69,25 @@ CREATE TABLE IF NOT EXISTS colibri_vault_provision_log (
     outcome TEXT NOT NULL,
     duration_ms INTEGER NOT NULL,
     bw_calls INTEGER NOT NULL,
-    error TEXT
+    error TEXT,
+    changed_keys TEXT,
+    on_change TEXT
 );
 CREATE INDEX IF NOT EXISTS colibri_vault_provision_log_tenant
     ON colibri_vault_provision_log (tenant_id, id);
+CREATE INDEX IF NOT EXISTS colibri_vault_provision_log_hash
+    ON colibri_vault_provision_log (content_hash);
+CREATE TABLE IF NOT EXISTS colibri_vault_files (
+    tenant_id TEXT NOT NULL,
+    path TEXT NOT NULL,
+    jail_root TEXT NOT NULL,
+    dev INTEGER NOT NULL,
+    ino INTEGER NOT NULL,
+    content_hash TEXT NOT NULL,
+    at_unix INTEGER NOT NULL,
+    PRIMARY KEY (tenant_id, path)
+);
+CREATE INDEX IF NOT EXISTS colibri_vault_files_inode ON colibri_vault_files (dev, ino);
 ";
 
 /// What a hook does when provisioning fails.
@@ -139,6 +162,8 @@ pub struct Options {
     pub cleanup_on_stop: bool,
     /// Names refused by default (`names::sensitive`) that this tenant's env file may hold.
     pub allow_names: Vec<String>,
+    /// Run inside the jail (`jexec -l JAIL sh -c …`) when `refresh` changed the env file.
+    pub on_change: Option<String>,
 }
 
 impl Default for Options {
@@ -150,6 +175,7 @@ impl Default for Options {
             on_failure: FailurePolicy::Continue,
             cleanup_on_stop: false,
             allow_names: Vec::new(),
+            on_change: None,
         }
     }
 }
@@ -180,6 +206,35 @@ pub struct LogRow {
     pub duration_ms: u64,
     pub bw_calls: u32,
     pub error: Option<String>,
+    /// For a write: the names whose value was added, changed or removed (`None`: not known,
+    /// the file replaced was not the one colibri-vault last wrote for this tenant).
+    pub changed_keys: Option<Vec<String>>,
+    /// For a refresh that changed the file: what became of the tenant's on-change command.
+    pub on_change: Option<String>,
+    /// The file written or found unchanged, for the record of files (cloned-jail detection).
+    #[serde(skip)]
+    pub file: Option<FileRecord>,
+}
+
+/// An env file colibri-vault wrote (or found unchanged) for a tenant: where, which inode, what
+/// content (its hash). Never a value.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FileRecord {
+    pub tenant: String,
+    pub root: PathBuf,
+    /// The env path, relative to the root.
+    pub path: PathBuf,
+    pub id: crate::safe_write::FileId,
+    pub content_hash: String,
+}
+
+/// `u64` device and inode numbers as `SQLite`'s signed integers (bit for bit), and back.
+fn to_sql_u64(v: u64) -> i64 {
+    i64::from_ne_bytes(v.to_ne_bytes())
+}
+
+fn from_sql_u64(v: i64) -> u64 {
+    u64::from_ne_bytes(v.to_ne_bytes())
 }
 
 impl LogRow {
@@ -204,7 +259,24 @@ impl LogRow {
             duration_ms,
             bw_calls: 0,
             error,
+            changed_keys: None,
+            on_change: None,
+            file: None,
         }
+    }
+}
+
+/// A tenant's on-change command: one line of sh run inside the jail, printable (it is shown in
+/// `tenant show` and logs), at most 1024 bytes. Never a place for a secret: it is in argv.
+pub fn validate_on_change(command: &str) -> Result<()> {
+    let ok = !command.trim().is_empty() && command.len() <= 1024 && !command.chars().any(char::is_control);
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::Usage(format!(
+            "on-change command {:?} must be one non-empty line of at most 1024 bytes without control characters (it runs as sh -c COMMAND inside the jail; clear it with --no-on-change)",
+            crate::sanitize::clean(command)
+        )))
     }
 }
 
@@ -388,16 +460,19 @@ impl Store {
         // Columns of later versions, added to a database created by an older colibri-vault (a
         // new database already has them: SCHEMA is the latest).
         let version = version.unwrap_or(SCHEMA_VERSION);
-        let existing: Vec<String> = conn
-            .prepare("SELECT name FROM pragma_table_info('colibri_vault_tenant_options')")
-            .and_then(|mut stmt| stmt.query_map([], |r| r.get(0))?.collect())
-            .map_err(db)?;
-        for (_, column, definition) in ADDED_OPTION_COLUMNS.iter().filter(|(v, ..)| *v > version) {
-            if !existing.iter().any(|c| c == column) {
-                conn.execute_batch(&format!(
-                    "ALTER TABLE colibri_vault_tenant_options ADD COLUMN {column} {definition}"
-                ))
+        for (table, added) in [
+            ("colibri_vault_tenant_options", &ADDED_OPTION_COLUMNS[..]),
+            ("colibri_vault_provision_log", &ADDED_LOG_COLUMNS[..]),
+        ] {
+            let existing: Vec<String> = conn
+                .prepare(&format!("SELECT name FROM pragma_table_info('{table}')"))
+                .and_then(|mut stmt| stmt.query_map([], |r| r.get(0))?.collect())
                 .map_err(db)?;
+            for (_, column, definition) in added.iter().filter(|(v, ..)| *v > version) {
+                if !existing.iter().any(|c| c == column) {
+                    conn.execute_batch(&format!("ALTER TABLE {table} ADD COLUMN {column} {definition}"))
+                        .map_err(db)?;
+                }
             }
         }
         conn.execute(
@@ -529,13 +604,16 @@ impl Store {
         Ok(n > 0)
     }
 
-    /// Appends a log row; on success also marks the tenant `active`. One transaction.
-    pub fn record(&mut self, row: &LogRow) -> Result<()> {
+    /// Appends a log row and returns its id; on success also marks the tenant `active`, and
+    /// records the file written (or found unchanged), if any. One transaction.
+    pub fn record(&mut self, row: &LogRow) -> Result<i64> {
         let tx = self.conn.transaction().map_err(|e| Error::sqlite(&self.path, &e))?;
         tx.execute(
             "INSERT INTO colibri_vault_provision_log
-             (at_unix, at, tenant_id, jail, jid, trigger, keys, content_hash, outcome, duration_ms, bw_calls, error)
-             VALUES (?1, strftime('%Y-%m-%dT%H:%M:%SZ', ?1, 'unixepoch'), ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+             (at_unix, at, tenant_id, jail, jid, trigger, keys, content_hash, outcome, duration_ms, bw_calls, error,
+              changed_keys, on_change)
+             VALUES (?1, strftime('%Y-%m-%dT%H:%M:%SZ', ?1, 'unixepoch'), ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11,
+              ?12, ?13)",
             params![
                 row.at_unix,
                 row.tenant,
@@ -547,10 +625,13 @@ impl Store {
                 row.outcome,
                 i64::try_from(row.duration_ms).unwrap_or(i64::MAX),
                 row.bw_calls,
-                row.error
+                row.error,
+                row.changed_keys.as_ref().map(|k| k.join(",")),
+                row.on_change
             ],
         )
         .map_err(|e| Error::sqlite(&self.path, &e))?;
+        let id = tx.last_insert_rowid();
         if FRESH_OUTCOMES.contains(&row.outcome.as_str()) {
             tx.execute(
                 "UPDATE tenants SET status = 'active', updated_at = strftime('%Y-%m-%dT%H:%M:%SZ','now') WHERE tenant_id = ?1",
@@ -558,20 +639,132 @@ impl Store {
             )
             .map_err(|e| Error::sqlite(&self.path, &e))?;
         }
-        tx.commit().map_err(|e| Error::sqlite(&self.path, &e))
+        if let Some(file) = &row.file {
+            tx.execute(
+                "INSERT OR REPLACE INTO colibri_vault_files
+                 (tenant_id, path, jail_root, dev, ino, content_hash, at_unix) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                params![
+                    file.tenant,
+                    path_text(&file.path),
+                    path_text(&file.root),
+                    to_sql_u64(file.id.dev),
+                    to_sql_u64(file.id.ino),
+                    file.content_hash,
+                    row.at_unix
+                ],
+            )
+            .map_err(|e| Error::sqlite(&self.path, &e))?;
+        }
+        tx.commit().map_err(|e| Error::sqlite(&self.path, &e))?;
+        Ok(id)
+    }
+
+    /// What became of the on-change command of the refresh logged as row `id`.
+    pub fn set_on_change(&mut self, id: i64, outcome: &str) -> Result<()> {
+        self.conn
+            .execute(
+                "UPDATE colibri_vault_provision_log SET on_change = ?2 WHERE id = ?1",
+                params![id, outcome],
+            )
+            .map(drop)
+            .map_err(|e| self.err(&e))
+    }
+
+    /// The record of the file at `path` of `tenant`'s jail, if colibri-vault wrote one.
+    pub fn file_of(&self, tenant: &str, path: &Path) -> Result<Option<FileRecord>> {
+        self.conn
+            .query_row(
+                &format!("{SELECT_FILE} WHERE tenant_id = ?1 AND path = ?2"),
+                params![tenant, path_text(path)],
+                file_from_row,
+            )
+            .optional()
+            .map_err(|e| self.err(&e))
+    }
+
+    /// Records of files with this device and inode (a hard link or the same file seen through
+    /// another jail's root shares them).
+    pub fn files_with_id(&self, id: crate::safe_write::FileId) -> Result<Vec<FileRecord>> {
+        let mut stmt = self
+            .conn
+            .prepare(&format!("{SELECT_FILE} WHERE dev = ?1 AND ino = ?2"))
+            .map_err(|e| self.err(&e))?;
+        let rows = stmt
+            .query_map(params![to_sql_u64(id.dev), to_sql_u64(id.ino)], file_from_row)
+            .map_err(|e| self.err(&e))?;
+        rows.map(|r| r.map_err(|e| self.err(&e))).collect()
+    }
+
+    /// The env paths of every file colibri-vault has written, each once: where a cloned jail
+    /// would carry one.
+    pub fn file_paths(&self) -> Result<Vec<PathBuf>> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT DISTINCT path FROM colibri_vault_files ORDER BY path")
+            .map_err(|e| self.err(&e))?;
+        let rows = stmt.query_map([], |r| r.get::<_, String>(0)).map_err(|e| self.err(&e))?;
+        rows.map(|r| r.map(PathBuf::from).map_err(|e| self.err(&e))).collect()
+    }
+
+    /// The tenants whose env file has ever had the content hash `hash` (from the provision
+    /// log, removed tenants included), the most recent first.
+    pub fn tenants_with_hash(&self, hash: &str) -> Result<Vec<String>> {
+        let mut stmt = self
+            .conn
+            .prepare(
+                "SELECT tenant_id FROM colibri_vault_provision_log WHERE content_hash = ?1
+                 GROUP BY tenant_id ORDER BY max(id) DESC",
+            )
+            .map_err(|e| self.err(&e))?;
+        let rows = stmt.query_map([hash], |r| r.get::<_, String>(0)).map_err(|e| self.err(&e))?;
+        rows.map(|r| r.map_err(|e| self.err(&e))).collect()
+    }
+
+    /// Forgets the file records of `tenant` at `path` (its file was removed).
+    pub fn forget_file(&mut self, tenant: &str, path: &Path) -> Result<()> {
+        self.conn
+            .execute(
+                "DELETE FROM colibri_vault_files WHERE tenant_id = ?1 AND path = ?2",
+                params![tenant, path_text(path)],
+            )
+            .map(drop)
+            .map_err(|e| self.err(&e))
     }
 
     /// The newest log row for `tenant`, optionally only among `outcomes`.
     pub fn last_log(&self, tenant: &str, outcomes: Option<&[&str]>) -> Result<Option<LogRow>> {
+        self.last_log_of(tenant, outcomes, None)
+    }
+
+    /// The newest log row of a refresh for `tenant` (written, unchanged or failed).
+    pub fn last_refresh(&self, tenant: &str) -> Result<Option<LogRow>> {
+        self.last_log_of(tenant, Some(&["written", "unchanged", "failed"]), Some("refresh"))
+    }
+
+    /// The newest log row for `tenant`, optionally only among `outcomes` and of one trigger
+    /// (both are constants of this crate, never input).
+    fn last_log_of(
+        &self,
+        tenant: &str,
+        outcomes: Option<&[&str]>,
+        trigger: Option<&'static str>,
+    ) -> Result<Option<LogRow>> {
         let mut sql = String::from(
-            "SELECT at_unix, tenant_id, jail, jid, trigger, keys, content_hash, outcome, duration_ms, bw_calls, error
+            "SELECT at_unix, tenant_id, jail, jid, trigger, keys, content_hash, outcome, duration_ms, bw_calls, error,
+                    changed_keys, on_change
              FROM colibri_vault_provision_log WHERE tenant_id = ?1",
         );
         if let Some(outcomes) = outcomes {
             let list: Vec<String> = outcomes.iter().map(|o| format!("'{o}'")).collect();
             let _ = write!(sql, " AND outcome IN ({})", list.join(","));
         }
+        if let Some(trigger) = trigger {
+            let _ = write!(sql, " AND trigger = '{trigger}'");
+        }
         sql.push_str(" ORDER BY id DESC LIMIT 1");
+        let names = |list: String| -> Vec<String> {
+            if list.is_empty() { Vec::new() } else { list.split(',').map(str::to_owned).collect() }
+        };
         self.conn
             .query_row(&sql, [tenant], |r| {
                 let keys: String = r.get(5)?;
@@ -581,16 +774,15 @@ impl Store {
                     jail: r.get(2)?,
                     jid: r.get(3)?,
                     trigger: r.get(4)?,
-                    keys: if keys.is_empty() {
-                        Vec::new()
-                    } else {
-                        keys.split(',').map(str::to_owned).collect()
-                    },
+                    keys: names(keys),
                     content_hash: r.get(6)?,
                     outcome: r.get(7)?,
                     duration_ms: u64::try_from(r.get::<_, i64>(8)?).unwrap_or(0),
                     bw_calls: r.get(9)?,
                     error: r.get(10)?,
+                    changed_keys: r.get::<_, Option<String>>(11)?.map(names),
+                    on_change: r.get(12)?,
+                    file: None,
                 })
             })
             .optional()
@@ -627,8 +819,22 @@ impl Store {
 
 const SELECT_TENANT: &str = "
 SELECT t.tenant_id, t.jail_root_path, t.collection_id, t.status, t.created_at, t.updated_at,
-       o.env_path, o.format, o.owner_uid, o.owner_gid, o.on_failure, o.cleanup_on_stop, o.allow_names
+       o.env_path, o.format, o.owner_uid, o.owner_gid, o.on_failure, o.cleanup_on_stop, o.allow_names,
+       o.on_change
 FROM tenants t LEFT JOIN colibri_vault_tenant_options o ON o.tenant_id = t.tenant_id";
+
+const SELECT_FILE: &str =
+    "SELECT tenant_id, path, jail_root, dev, ino, content_hash FROM colibri_vault_files";
+
+fn file_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<FileRecord> {
+    Ok(FileRecord {
+        tenant: r.get(0)?,
+        path: PathBuf::from(r.get::<_, String>(1)?),
+        root: PathBuf::from(r.get::<_, String>(2)?),
+        id: crate::safe_write::FileId { dev: from_sql_u64(r.get(3)?), ino: from_sql_u64(r.get(4)?) },
+        content_hash: r.get(5)?,
+    })
+}
 
 /// How long a statement waits for another process's write lock before it fails (`SQLite`'s busy
 /// timeout): colibri-daemon and other colibri-vault runs share the database.
@@ -652,6 +858,7 @@ pub struct RawTenant {
     pub on_failure: Option<rusqlite::types::Value>,
     pub cleanup_on_stop: Option<rusqlite::types::Value>,
     pub allow_names: Option<rusqlite::types::Value>,
+    pub on_change: Option<rusqlite::types::Value>,
 }
 
 impl RawTenant {
@@ -673,6 +880,7 @@ impl RawTenant {
             on_failure: None,
             cleanup_on_stop: None,
             allow_names: None,
+            on_change: None,
         }
     }
 
@@ -697,6 +905,7 @@ impl RawTenant {
             on_failure: option(10)?,
             cleanup_on_stop: option(11)?,
             allow_names: option(12)?,
+            on_change: option(13)?,
         })
     }
 
@@ -751,6 +960,13 @@ impl RawTenant {
             None => defaults.allow_names,
             Some(list) => parse_allow_names(&list).map_err(|e| problem("allowed names", &e))?,
         };
+        let on_change = match parsed("on-change command", &self.on_change)? {
+            Some(command) if !command.is_empty() => {
+                validate_on_change(&command).map_err(|e| problem("on-change command", &e))?;
+                Some(command)
+            }
+            _ => defaults.on_change,
+        };
         let status = text("status", &self.status)?;
         Ok(Tenant {
             name: self.name.clone(),
@@ -759,7 +975,7 @@ impl RawTenant {
             status,
             created_at: self.created_at.clone(),
             updated_at: self.updated_at.clone(),
-            options: Options { env_path, format, owner, on_failure, cleanup_on_stop, allow_names },
+            options: Options { env_path, format, owner, on_failure, cleanup_on_stop, allow_names, on_change },
         })
     }
 }
@@ -804,8 +1020,8 @@ fn write_options(tx: &rusqlite::Transaction<'_>, tenant: &Tenant) -> rusqlite::R
     let o = &tenant.options;
     tx.execute(
         "INSERT OR REPLACE INTO colibri_vault_tenant_options
-         (tenant_id, env_path, format, owner_uid, owner_gid, on_failure, cleanup_on_stop, allow_names)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+         (tenant_id, env_path, format, owner_uid, owner_gid, on_failure, cleanup_on_stop, allow_names, on_change)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
         params![
             tenant.name,
             path_text(&o.env_path),
@@ -814,7 +1030,8 @@ fn write_options(tx: &rusqlite::Transaction<'_>, tenant: &Tenant) -> rusqlite::R
             o.owner.gid,
             o.on_failure.to_string(),
             o.cleanup_on_stop,
-            o.allow_names.join(",")
+            o.allow_names.join(","),
+            o.on_change.as_deref().unwrap_or_default()
         ],
     )
 }
@@ -917,6 +1134,9 @@ mod tests {
             duration_ms: 5,
             bw_calls: 0,
             error: None,
+            changed_keys: None,
+            on_change: None,
+            file: None,
         };
         store.record(&row).unwrap();
         assert_eq!(store.get("web").unwrap().unwrap().status, "active");

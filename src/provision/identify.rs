@@ -1,6 +1,8 @@
 //! Steps 1–3 of the pipeline, and freshness: for each request, the tenant (by jail name), the
 //! root to write under (registered, compared with the caller's and the kernel's path, reachable
-//! without a symlink), and whether a hook may skip the vault because the file is fresh.
+//! without a symlink), whether the file at its env path is one colibri-vault wrote for another
+//! tenant (a cloned jail: `clones`), and whether a hook may skip the vault because the file is
+//! fresh. A start hook for a jail without a tenant looks for such a file too, and reports it.
 //!
 //! Decides, writes nothing in the jail. Requests decided here (no tenant, refused, fresh,
 //! unreachable at boot) get their final report and log row; the others come back as `Pending`.
@@ -11,11 +13,12 @@ use std::time::Instant;
 
 use super::record::{self, Attempt, Facts};
 use super::{Ctx, Done, Options, Pending, Report, Request, Trigger};
+use crate::clones::{self, Foreign};
 use crate::config::{Settings, normalize_dir};
 use crate::envfile;
 use crate::error::{Error, Result};
 use crate::jail;
-use crate::safe_write;
+use crate::safe_write::{self, Current};
 use crate::sanitize::clean;
 use crate::tenant::{FRESH_OUTCOMES, LogRow, SETTINGS_CHANGED, Store, Tenant, validate_root};
 
@@ -37,6 +40,9 @@ pub(super) fn identify(
             Ok(Some(tenant)) => tenant,
             Ok(None) => {
                 ctx.log.debug(&format!("jail {jail}: no tenant registered; nothing to do"));
+                if matches!(opts.trigger, Trigger::Hook | Trigger::Devd) {
+                    report_clones(ctx, store, request);
+                }
                 reports.push(Report { jail, tenant: None, result: Ok(Done::NoTenant) });
                 continue;
             }
@@ -50,16 +56,25 @@ pub(super) fn identify(
             .and_then(|()| check_root(ctx.settings, &tenant, request));
         let result = match checked {
             Ok((root, jid)) => {
-                let last = if opts.use_freshness { fresh(ctx, store, &tenant, &root) } else { None };
+                let env_path = &tenant.options.env_path;
+                // What is there now (a planted FIFO or link is the writer's to refuse, later).
+                let current = safe_write::inspect(&root, env_path, tenant.options.owner).ok().flatten();
+                let foreign =
+                    current.as_ref().and_then(|c| foreign_file(ctx, store, &tenant, &root, c, opts));
+                let last_written = store.last_log(&tenant.name, Some(&FRESH_OUTCOMES)).ok().flatten();
+                let last = match (&current, &foreign) {
+                    (Some(current), None) if opts.use_freshness => fresh(ctx, store, &tenant, &root, current),
+                    _ => None,
+                };
                 if let Some(last) = last {
                     let done = Done::Fresh { path: root.join(&tenant.options.env_path) };
                     let attempt = Attempt { tenant: &tenant, jail: &jail, jid, started, opts };
                     // The file still holds what that provision wrote: its key names and hash
                     // belong in this row too (`status` shows the last row's key count).
-                    let facts = Facts { keys: last.keys, hash: last.content_hash, calls: 0 };
+                    let facts = Facts { keys: last.keys, hash: last.content_hash, ..Facts::default() };
                     match record::record(ctx, store, &attempt, Ok(&done), &facts) {
-                        None => Ok(done),
-                        Some(e) => Err(Arc::new(e)),
+                        Ok(_) => Ok(done),
+                        Err(e) => Err(Arc::new(e)),
                     }
                 } else {
                     pending.push(Pending {
@@ -70,6 +85,8 @@ pub(super) fn identify(
                         root,
                         jid,
                         started,
+                        last_hash: last_written.and_then(|row| row.content_hash),
+                        foreign,
                     });
                     Ok(Done::NoTenant)
                 }
@@ -163,10 +180,61 @@ fn exists_nofollow(path: &Path) -> bool {
     std::fs::symlink_metadata(path).is_ok()
 }
 
+/// Whether the tenant's env file is one colibri-vault wrote for another tenant; said, if so.
+fn foreign_file(
+    ctx: &Ctx<'_>,
+    store: &Store,
+    tenant: &Tenant,
+    root: &Path,
+    current: &Current,
+    opts: Options,
+) -> Option<Foreign> {
+    let rel = &tenant.options.env_path;
+    let foreign = match clones::judge(store, &tenant.name, root, rel, current) {
+        Ok(found) => found?,
+        Err(e) => {
+            ctx.log.warn(&format!("jail {}: could not tell whose env file is there: {e}", tenant.name));
+            return None;
+        }
+    };
+    let action = if opts.dry_run {
+        "a run that is not a dry run replaces it".to_owned()
+    } else {
+        format!("replacing it with tenant {}'s own", tenant.name)
+    };
+    ctx.log.warn(&format!("jail {}: {}; {action}", tenant.name, foreign.describe(&root.join(rel))));
+    Some(foreign)
+}
+
+/// A start hook for a jail without a tenant: a file colibri-vault wrote for a tenant, found in
+/// this jail (cloned from that tenant's?), is reported, never removed (the jail is not ours).
+/// Its root is the hook's `${path}` or the kernel's, and must lie under the jail root base;
+/// anything that cannot be looked at is no finding: this must never block or slow the jail.
+fn report_clones(ctx: &Ctx<'_>, store: &Store, request: &Request) {
+    let jail = &request.jail;
+    let root = match (&request.given_path, &request.running) {
+        (Some(path), _) => Some(normalize_dir(path)),
+        (None, Some(running)) => Some(normalize_dir(&running.path)),
+        (None, None) => jail::by_name(jail).ok().flatten().map(|r| normalize_dir(&r.path)),
+    };
+    let Some(root) = root.filter(|r| validate_root(r, &ctx.settings.jail_root_base).is_ok()) else { return };
+    match clones::scan(store, jail, &root) {
+        Ok(found) => {
+            for (rel, foreign) in found {
+                ctx.log.warn(&format!(
+                    "jail {jail}: {}; this jail has no tenant, so it is left in place: remove it (colibri-vault doctor --fix), or register the jail (colibri-vault tenant add {jail} --root …) to have it replaced",
+                    foreign.describe(&root.join(rel))
+                ));
+            }
+        }
+        Err(e) => ctx.log.debug(&format!("jail {jail}: could not look for another tenant's env file: {e}")),
+    }
+}
+
 /// The last successful provision's log row when it is recent and the file is still exactly what
 /// it wrote: same content hash, and what `safe_write` requires of a file it leaves alone
 /// (regular, mode 0600, the configured owner, one link). Anything else is rewritten.
-fn fresh(ctx: &Ctx<'_>, store: &Store, tenant: &Tenant, root: &Path) -> Option<LogRow> {
+fn fresh(ctx: &Ctx<'_>, store: &Store, tenant: &Tenant, root: &Path, current: &Current) -> Option<LogRow> {
     let settings = ctx.settings;
     if settings.fresh_for.is_zero() {
         return None;
@@ -181,7 +249,6 @@ fn fresh(ctx: &Ctx<'_>, store: &Store, tenant: &Tenant, root: &Path) -> Option<L
         return None;
     }
     let hash = last.content_hash.as_deref()?;
-    let current = safe_write::inspect(root, &tenant.options.env_path, tenant.options.owner).ok()??;
     if let Some(problem) = current.problem() {
         ctx.log.warn(&format!(
             "jail {}: {} is {problem}: not fresh, rewriting it",

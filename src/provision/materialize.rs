@@ -3,27 +3,39 @@
 //! the jail root (`safe_write`: no link followed, 0600, atomic, checked by parsing back).
 //! A dry run stops before the write and keeps value hashes instead. Content over the
 //! writer's size limit is refused (65, bad vault data) before either, naming the limit.
+//!
+//! Which keys changed is found without storing anything: the file about to be replaced is read
+//! back (no link followed) and, if it is the one colibri-vault last wrote for this tenant (its
+//! content hash says so: never a file the jail wrote, whose names could be anything), parsed
+//! and compared with the new entries. Only names come out. Also here: removing a file another
+//! tenant's jail was cloned with (`clones`), before the session.
 
-use std::path::Path;
+use std::collections::{BTreeMap, BTreeSet};
 
-use super::{Ctx, Done};
-use crate::envfile::{self, Entries};
+use super::{Changed, Ctx, Done, Pending};
+use crate::envfile::{self, Entries, Format};
 use crate::error::{Error, Result};
 use crate::safe_write::{self, Outcome};
 use crate::source::Fetched;
-use crate::tenant::Tenant;
+use crate::tenant::{FileRecord, Tenant};
 
-/// What one tenant's materialization produced: the outcome, its key names, the content hash.
-pub(super) type Materialized = (Done, Vec<String>, Option<String>);
+/// What one tenant's materialization produced.
+pub(super) struct Materialized {
+    pub done: Done,
+    pub keys: Vec<String>,
+    /// The content hash of the file (none for a dry run).
+    pub hash: Option<String>,
+    /// For a write: the names whose value was added, changed or removed (`None`: unknown).
+    pub changed: Option<Vec<String>>,
+    /// Whether the file's bytes differ from what was there before (nothing there counts).
+    pub content_changed: bool,
+    /// The file written or left alone, for the record of files.
+    pub file: Option<FileRecord>,
+}
 
-/// Entries → bytes → file, for one tenant.
-pub(super) fn materialize(
-    ctx: &Ctx<'_>,
-    tenant: &Tenant,
-    root: &Path,
-    fetched: &Fetched,
-    dry_run: bool,
-) -> Result<Materialized> {
+/// The tenant's entries as the pipeline serves them: its collection's items, minus the names
+/// a sourcing shell would misread unless the tenant allows them. Warnings go to `warn`.
+pub(super) fn entries(tenant: &Tenant, fetched: &Fetched, warn: &mut dyn FnMut(String)) -> Result<Entries> {
     let items = match fetched.get(&tenant.collection) {
         None => {
             return Err(Error::UnknownCollection {
@@ -35,11 +47,11 @@ pub(super) fn materialize(
         Some(Ok(items)) => items,
     };
     let mut entries: Entries = envfile::entries_from_items(&tenant.name, items, &mut |w| {
-        ctx.log.warn(&format!("tenant {}: {w}", tenant.name));
+        warn(format!("tenant {}: {w}", tenant.name));
     })?;
     entries.retain(|name, entry| match crate::names::sensitive(name) {
         Some(reason) if !tenant.options.allow_names.contains(name) => {
-            ctx.log.warn(&format!(
+            warn(format!(
                 "tenant {}: {}: {name} skipped: a shell sourcing the env file would change behaviour ({reason}); to allow it: colibri-vault tenant set {} --allow-name {name}",
                 tenant.name, entry.origin, tenant.name
             ));
@@ -47,6 +59,18 @@ pub(super) fn materialize(
         }
         _ => true,
     });
+    Ok(entries)
+}
+
+/// Entries → bytes → file, for one tenant.
+pub(super) fn materialize(
+    ctx: &Ctx<'_>,
+    p: &Pending,
+    fetched: &Fetched,
+    dry_run: bool,
+) -> Result<Materialized> {
+    let (tenant, root) = (&p.tenant, p.root.as_path());
+    let entries = entries(tenant, fetched, &mut |w| ctx.log.warn(&w))?;
     let keys: Vec<String> = entries.keys().cloned().collect();
     let format = tenant.options.format;
     let bytes = envfile::render(format, &entries)?;
@@ -58,16 +82,83 @@ pub(super) fn materialize(
             .map(|e| (e.name.clone(), envfile::sha256_hex(e.value.expose().as_bytes())))
             .collect();
         // Key names are logged (never values); no content hash: nothing was written.
-        return Ok((Done::DryRun { keys: hashes }, keys, None));
+        let done = Done::DryRun { keys: hashes };
+        return Ok(Materialized {
+            done,
+            keys,
+            hash: None,
+            changed: None,
+            content_changed: false,
+            file: None,
+        });
     }
     let env_path = &tenant.options.env_path;
     let path = root.join(env_path);
+    // What is there before the write: to say which keys changed, and whether anything did.
+    let before = safe_write::inspect(root, env_path, tenant.options.owner).ok().flatten();
+    let content_changed = before.as_ref().is_none_or(|b| b.bytes() != bytes.as_slice());
     let check = |back: &[u8]| envfile::round_trips(format, back, &entries);
-    let done = match safe_write::write(root, env_path, &bytes, tenant.options.owner, &check)? {
-        Outcome::Written => Done::Written { path, keys: keys.clone() },
-        Outcome::Unchanged => Done::Unchanged { path, keys: keys.clone() },
+    let (outcome, id) = safe_write::write_identified(root, env_path, &bytes, tenant.options.owner, &check)?;
+    let file = FileRecord {
+        tenant: tenant.name.clone(),
+        root: root.to_owned(),
+        path: env_path.clone(),
+        id,
+        content_hash: hash.clone(),
     };
-    Ok((done, keys, Some(hash)))
+    let (done, changed) = match outcome {
+        Outcome::Written => {
+            let changed = match &before {
+                None => Changed::NewFile,
+                Some(_) if !content_changed => Changed::Keys(Vec::new()),
+                Some(b) if p.last_hash.as_deref() == Some(&envfile::sha256_hex(b.bytes())) => {
+                    changed_names(format, b.bytes(), &entries).map_or(Changed::Unknown, Changed::Keys)
+                }
+                Some(_) => Changed::Unknown,
+            };
+            let names = changed.names(&keys);
+            (Done::Written { path, keys: keys.clone(), changed }, names)
+        }
+        Outcome::Unchanged => (Done::Unchanged { path, keys: keys.clone() }, Some(Vec::new())),
+    };
+    Ok(Materialized { done, keys, hash: Some(hash), changed, content_changed, file: Some(file) })
+}
+
+/// The names whose value differs between `old` (our own earlier file, in `format`) and
+/// `entries`: added, changed or removed. `None` if `old` does not parse (another format).
+fn changed_names(format: Format, old: &[u8], entries: &Entries) -> Option<Vec<String>> {
+    let old: BTreeMap<String, crate::secret::Secret> =
+        envfile::parse(format, old).ok()?.into_iter().collect();
+    let mut changed: BTreeSet<String> = entries
+        .iter()
+        .filter(|(name, e)| old.get(*name).is_none_or(|v| v.expose() != e.value.expose()))
+        .map(|(name, _)| name.clone())
+        .collect();
+    changed.extend(old.keys().filter(|name| !entries.contains_key(*name)).cloned());
+    Some(changed.into_iter().collect())
+}
+
+/// Removes each pending tenant's foreign file (one colibri-vault wrote for another tenant:
+/// `clones`), if its name still leads to the file judged (the record stays: it is the other
+/// tenant's). A failure is said, and left to the write, which then fails too.
+pub(super) fn remove_foreign(ctx: &Ctx<'_>, pending: &[Pending]) {
+    for p in pending {
+        let Some(foreign) = &p.foreign else { continue };
+        let rel = &p.tenant.options.env_path;
+        let shown = p.root.join(rel);
+        match safe_write::remove_if(&p.root, rel, foreign.id) {
+            Ok(true) => ctx.log.notice(&format!(
+                "jail {}: removed {} (tenant {}'s secrets)",
+                p.jail,
+                shown.display(),
+                crate::sanitize::clean(&foreign.owner)
+            )),
+            Ok(false) => {}
+            Err(e) => {
+                ctx.log.error(&format!("jail {}: could not remove another tenant's env file: {e}", p.jail));
+            }
+        }
+    }
 }
 
 /// Refuses a rendered file over the writer's limit (`safe_write::MAX_FILE`) before anything is

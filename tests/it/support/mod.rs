@@ -28,4 +28,5 @@ pub fn alive(pid: i32) -> bool {
 pub mod bwserver;
 pub mod fake_bw;
 pub mod host;
+pub mod jexec;
 pub mod real_bw;
