@@ -269,12 +269,16 @@ impl LogRow {
 /// A tenant's on-change command: one line of sh run inside the jail, printable (it is shown in
 /// `tenant show` and logs), at most 1024 bytes. Never a place for a secret: it is in argv.
 pub fn validate_on_change(command: &str) -> Result<()> {
-    let ok = !command.trim().is_empty() && command.len() <= 1024 && !command.chars().any(char::is_control);
+    // A leading '-' would be read by sh as options, not as the command.
+    let ok = !command.trim().is_empty()
+        && command.len() <= 1024
+        && !command.starts_with('-')
+        && !command.chars().any(char::is_control);
     if ok {
         Ok(())
     } else {
         Err(Error::Usage(format!(
-            "on-change command {:?} must be one non-empty line of at most 1024 bytes without control characters (it runs as sh -c COMMAND inside the jail; clear it with --no-on-change)",
+            "on-change command {:?} must be one non-empty line of at most 1024 bytes, without control characters and not starting with '-' (it runs as sh -c COMMAND inside the jail; clear it with --no-on-change)",
             crate::sanitize::clean(command)
         )))
     }
@@ -1043,6 +1047,7 @@ fn path_text(path: &Path) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::safe_write::FileId;
 
     #[test]
     fn names_follow_bastille() {
@@ -1145,6 +1150,81 @@ mod tests {
         assert!(store.remove("web").unwrap());
         assert!(store.get("web").unwrap().is_none());
         assert!(store.last_log("web", None).unwrap().is_some(), "the log is kept");
+    }
+
+    #[test]
+    fn on_change_commands_are_one_printable_line() {
+        for ok in
+            ["service nginx reload", "cd /srv && ./reload.sh", " -x is an argument here", &"x".repeat(1024)]
+        {
+            assert!(validate_on_change(ok).is_ok(), "{ok}");
+        }
+        for bad in ["", "  ", "-i", "a\nb", "a\rb", "a\u{1b}[2Jb", "a\u{85}b", &"x".repeat(1025)] {
+            assert_eq!(validate_on_change(bad).unwrap_err().exit_code(), 64, "{bad:?}");
+        }
+    }
+
+    /// A database of schema 2 (before refresh and the record of files) gets the new columns
+    /// and tables when opened, keeps its rows, and works.
+    #[test]
+    fn a_schema_2_database_is_upgraded_in_place() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("colibri.sqlite");
+        let conn = Connection::open(&path).unwrap();
+        conn.execute_batch(
+            "CREATE TABLE tenants (tenant_id TEXT PRIMARY KEY, jail_root_path TEXT NOT NULL,
+             collection_id TEXT NOT NULL UNIQUE, status TEXT NOT NULL, created_at, updated_at);
+             CREATE TABLE colibri_vault_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+             INSERT INTO colibri_vault_meta VALUES ('schema_version', '2');
+             CREATE TABLE colibri_vault_tenant_options (tenant_id TEXT PRIMARY KEY,
+             env_path TEXT NOT NULL DEFAULT '.env', format TEXT NOT NULL DEFAULT 'sh',
+             owner_uid INTEGER NOT NULL DEFAULT 0, owner_gid INTEGER NOT NULL DEFAULT 0,
+             on_failure TEXT NOT NULL DEFAULT 'continue', cleanup_on_stop INTEGER NOT NULL DEFAULT 0,
+             allow_names TEXT NOT NULL DEFAULT '');
+             CREATE TABLE colibri_vault_provision_log (id INTEGER PRIMARY KEY AUTOINCREMENT,
+             at_unix INTEGER NOT NULL, at TEXT NOT NULL, tenant_id TEXT NOT NULL, jail TEXT NOT NULL,
+             jid INTEGER, trigger TEXT NOT NULL, keys TEXT NOT NULL, content_hash TEXT,
+             outcome TEXT NOT NULL, duration_ms INTEGER NOT NULL, bw_calls INTEGER NOT NULL, error TEXT);
+             INSERT INTO tenants VALUES ('web', '/j/web/root', 'web', 'active', NULL, NULL);
+             INSERT INTO colibri_vault_tenant_options (tenant_id, format) VALUES ('web', 'json');
+             INSERT INTO colibri_vault_provision_log (at_unix, at, tenant_id, jail, trigger, keys,
+             content_hash, outcome, duration_ms, bw_calls) VALUES (1, 'x', 'web', 'web', 'hook', 'A',
+             'h1', 'written', 1, 6);",
+        )
+        .unwrap();
+        drop(conn);
+        let mut store = Store::open_existing(&path).unwrap().unwrap();
+        let t = store.get("web").unwrap().unwrap();
+        assert_eq!((t.options.format, t.options.on_change.as_deref()), (Format::Json, None));
+        let old = store.last_log("web", None).unwrap().unwrap();
+        assert_eq!((old.changed_keys, old.on_change), (None, None));
+        assert_eq!(store.tenants_with_hash("h1").unwrap(), ["web"]);
+        let mut row = LogRow::event("web", "refresh", "written", 1, None);
+        row.content_hash = Some("h2".into());
+        row.changed_keys = Some(vec!["A".into(), "B".into()]);
+        row.on_change = Some("pending".into());
+        let id = FileId { dev: u64::MAX, ino: 7 };
+        row.file = Some(FileRecord {
+            tenant: "web".into(),
+            root: "/j/web/root".into(),
+            path: ".env".into(),
+            id,
+            content_hash: "h2".into(),
+        });
+        let row_id = store.record(&row).unwrap();
+        store.set_on_change(row_id, "ok").unwrap();
+        let refresh = store.last_refresh("web").unwrap().unwrap();
+        assert_eq!(refresh.changed_keys.unwrap(), ["A", "B"]);
+        assert_eq!(refresh.on_change.as_deref(), Some("ok"));
+        assert_eq!(store.files_with_id(id).unwrap()[0].id, id, "device numbers survive SQLite's i64");
+        assert_eq!(store.file_paths().unwrap(), [PathBuf::from(".env")]);
+        let mut t = t;
+        t.options.on_change = Some("service app reload".into());
+        store.update(&t).unwrap();
+        assert_eq!(
+            store.get("web").unwrap().unwrap().options.on_change.as_deref(),
+            Some("service app reload")
+        );
     }
 
     #[test]

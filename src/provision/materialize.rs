@@ -16,6 +16,7 @@ use super::{Changed, Ctx, Done, Pending};
 use crate::envfile::{self, Entries, Format};
 use crate::error::{Error, Result};
 use crate::safe_write::{self, Outcome};
+use crate::secret::Secret;
 use crate::source::Fetched;
 use crate::tenant::{FileRecord, Tenant};
 
@@ -31,6 +32,9 @@ pub(super) struct Materialized {
     pub content_changed: bool,
     /// The file written or left alone, for the record of files.
     pub file: Option<FileRecord>,
+    /// The values of the file replaced, when it was colibri-vault's own: kept out of the logs
+    /// as well as the new ones (an on-change command may print either).
+    pub replaced: Vec<Secret>,
 }
 
 /// The tenant's entries as the pipeline serves them: its collection's items, minus the names
@@ -90,6 +94,7 @@ pub(super) fn materialize(
             changed: None,
             content_changed: false,
             file: None,
+            replaced: Vec::new(),
         });
     }
     let env_path = &tenant.options.env_path;
@@ -106,13 +111,20 @@ pub(super) fn materialize(
         id,
         content_hash: hash.clone(),
     };
+    let mut replaced = Vec::new();
     let (done, changed) = match outcome {
         Outcome::Written => {
             let changed = match &before {
                 None => Changed::NewFile,
                 Some(_) if !content_changed => Changed::Keys(Vec::new()),
                 Some(b) if p.last_hash.as_deref() == Some(&envfile::sha256_hex(b.bytes())) => {
-                    changed_names(format, b.bytes(), &entries).map_or(Changed::Unknown, Changed::Keys)
+                    match compare(format, b.bytes(), &entries) {
+                        Some((names, old)) => {
+                            replaced = old;
+                            Changed::Keys(names)
+                        }
+                        None => Changed::Unknown,
+                    }
                 }
                 Some(_) => Changed::Unknown,
             };
@@ -121,21 +133,21 @@ pub(super) fn materialize(
         }
         Outcome::Unchanged => (Done::Unchanged { path, keys: keys.clone() }, Some(Vec::new())),
     };
-    Ok(Materialized { done, keys, hash: Some(hash), changed, content_changed, file: Some(file) })
+    Ok(Materialized { done, keys, hash: Some(hash), changed, content_changed, file: Some(file), replaced })
 }
 
 /// The names whose value differs between `old` (our own earlier file, in `format`) and
-/// `entries`: added, changed or removed. `None` if `old` does not parse (another format).
-fn changed_names(format: Format, old: &[u8], entries: &Entries) -> Option<Vec<String>> {
-    let old: BTreeMap<String, crate::secret::Secret> =
-        envfile::parse(format, old).ok()?.into_iter().collect();
+/// `entries` (added, changed or removed), and the old values. `None` if `old` does not parse
+/// (it was written in another format).
+fn compare(format: Format, old: &[u8], entries: &Entries) -> Option<(Vec<String>, Vec<Secret>)> {
+    let old: BTreeMap<String, Secret> = envfile::parse(format, old).ok()?.into_iter().collect();
     let mut changed: BTreeSet<String> = entries
         .iter()
         .filter(|(name, e)| old.get(*name).is_none_or(|v| v.expose() != e.value.expose()))
         .map(|(name, _)| name.clone())
         .collect();
     changed.extend(old.keys().filter(|name| !entries.contains_key(*name)).cloned());
-    Some(changed.into_iter().collect())
+    Some((changed.into_iter().collect(), old.into_values().collect()))
 }
 
 /// Removes each pending tenant's foreign file (one colibri-vault wrote for another tenant:
@@ -183,4 +195,34 @@ fn within_limit(tenant: &Tenant, entries: &Entries, size: usize) -> Result<()> {
             safe_write::MAX_FILE_TEXT
         ),
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::envfile::Entry;
+
+    fn entries(pairs: &[(&str, &str)]) -> Entries {
+        pairs
+            .iter()
+            .map(|(k, v)| {
+                let entry = Entry { name: (*k).into(), value: Secret::from(*v), origin: format!("item {k}") };
+                ((*k).to_owned(), entry)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn changed_names_are_added_changed_and_removed_ones() {
+        let old = b"A='1'\nB='2'\nGONE='x'\n";
+        let new = entries(&[("A", "1"), ("B", "two"), ("NEW", "n")]);
+        let (names, old_values) = compare(Format::Sh, old, &new).unwrap();
+        assert_eq!(names, ["B", "GONE", "NEW"]);
+        let mut values: Vec<&str> = old_values.iter().map(Secret::expose).collect();
+        values.sort_unstable();
+        assert_eq!(values, ["1", "2", "x"]);
+        assert_eq!(compare(Format::Sh, b"A='1'\n", &entries(&[("A", "1")])).unwrap().0, Vec::<String>::new());
+        // Our earlier file in another format: nothing to compare with.
+        assert!(compare(Format::Json, old, &new).is_none());
+    }
 }

@@ -266,12 +266,13 @@ pub fn run(ctx: &Ctx<'_>, store: &mut Store, requests: &[Request], opts: Options
         }
         Ok(fetched) => {
             for p in pending {
-                let result = materialize::materialize(ctx, &p, &fetched, opts.dry_run);
+                let mut result = materialize::materialize(ctx, &p, &fetched, opts.dry_run);
                 let changed = matches!(&result, Ok(m) if m.content_changed);
+                let replaced = result.as_mut().map(|m| std::mem::take(&mut m.replaced)).unwrap_or_default();
                 let runs = notify::runs_for(&p, changed);
                 let row = record::materialized(ctx, store, &mut reports, &p, result, fetch.calls, runs);
                 if runs {
-                    due.push(notify::Due { row, pending: p });
+                    due.push(notify::Due { row, pending: p, replaced });
                 }
             }
             Some(fetched)

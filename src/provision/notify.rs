@@ -29,10 +29,11 @@ use crate::secret::Secret;
 use crate::source::Fetched;
 use crate::tenant::Store;
 
-/// A tenant whose command is due, and its refresh's log row.
+/// A tenant whose command is due, its refresh's log row, and the values its file held before.
 pub(super) struct Due {
     pub row: Option<i64>,
     pub pending: Pending,
+    pub replaced: Vec<Secret>,
 }
 
 /// What an on-change command did, when it did not fail.
@@ -73,25 +74,19 @@ pub(super) fn run_due(
     fetched: &Fetched,
 ) -> Vec<CommandReport> {
     let mut reports = Vec::with_capacity(due.len());
-    for Due { row, pending: p } in due {
-        let result = match crate::signals::received() {
-            Some(signal) => Err(Error::Interrupted(signal)),
-            None => run_one(ctx, &p, fetched),
-        };
+    for Due { row, pending: p, replaced } in due {
         let jail = &p.jail;
-        let outcome = match &result {
-            Ok(Ran::Succeeded) => "ok".to_owned(),
-            Ok(Ran::NotRunning) => {
-                ctx.log.notice(&format!(
-                    "jail {jail}: not running; its on-change command was not run (the jail reads the new file when it starts)"
-                ));
-                "not run: the jail is not running".to_owned()
+        let (result, outcome) = match crate::signals::received() {
+            Some(signal) => {
+                let e = Error::Interrupted(signal);
+                let outcome = format!("not run: {e}");
+                (Err(e), outcome)
             }
-            Err(e @ Error::Interrupted(_)) => {
-                ctx.log.error(&format!("jail {jail}: on-change command: {e}"));
-                format!("not finished: {e}")
+            None => {
+                let result = run_one(ctx, &p, fetched, replaced);
+                let outcome = outcome_of(ctx, jail, &result);
+                (result, outcome)
             }
-            Err(e) => format!("failed: {}", e.to_string().trim_start_matches("on-change command ")),
         };
         if let Some(row) = row
             && let Err(e) = store.set_on_change(row, &outcome)
@@ -103,8 +98,26 @@ pub(super) fn run_due(
     reports
 }
 
+/// What the log row says of a command that was due (a failure has been logged already).
+fn outcome_of(ctx: &Ctx<'_>, jail: &str, result: &Result<Ran, Error>) -> String {
+    match result {
+        Ok(Ran::Succeeded) => "ok".to_owned(),
+        Ok(Ran::NotRunning) => {
+            ctx.log.notice(&format!(
+                "jail {jail}: not running; its on-change command was not run (the jail reads the new file when it starts)"
+            ));
+            "not run: the jail is not running".to_owned()
+        }
+        Err(e @ Error::Interrupted(_)) => {
+            ctx.log.error(&format!("jail {jail}: on-change command: {e}"));
+            format!("not finished: {e}")
+        }
+        Err(e) => format!("failed: {}", e.to_string().trim_start_matches("on-change command ")),
+    }
+}
+
 /// `jexec -l JAIL /bin/sh -c COMMAND` for one tenant, logged.
-fn run_one(ctx: &Ctx<'_>, p: &Pending, fetched: &Fetched) -> Result<Ran, Error> {
+fn run_one(ctx: &Ctx<'_>, p: &Pending, fetched: &Fetched, replaced: Vec<Secret>) -> Result<Ran, Error> {
     let Some(command) = p.tenant.options.on_change.as_deref() else { return Ok(Ran::Succeeded) };
     let jail = &p.jail;
     // The JID the kernel gave for the path checked in step 3: a jail started since under the
@@ -143,10 +156,12 @@ fn run_one(ctx: &Ctx<'_>, p: &Pending, fetched: &Fetched) -> Result<Ran, Error> 
         }
         Err(RunError::Interrupted(signal)) => return Err(Error::Interrupted(signal)),
     };
-    // The command may print what it read: none of the tenant's values reaches a log.
-    let values: Vec<Secret> = materialize::entries(&p.tenant, fetched, &mut |_| {})
+    // The command may print what it read: none of the tenant's values, new or replaced,
+    // reaches a log.
+    let mut values: Vec<Secret> = materialize::entries(&p.tenant, fetched, &mut |_| {})
         .map(|entries| entries.into_values().map(|e| e.value).collect())
         .unwrap_or_default();
+    values.extend(replaced);
     let shown = shown_output(&output.stdout, &output.stderr, &values);
     if output.status.success() {
         ctx.log.notice(&format!("jail {jail}: on-change command ran inside the jail (exit 0){shown}"));

@@ -210,13 +210,17 @@ fn a_jail_that_is_not_running_is_reported_and_the_others_are_served() {
 
 #[test]
 fn what_the_command_prints_is_logged_without_the_tenants_values() {
-    // A careless command that prints the env file it was told about.
-    let (mut v, _jexec) = setup(&["web"], &[Some("cat .env; printf 'bell\\007\\n' >&2")], &[]);
+    // A careless command that prints the env file it was told about, and a copy of the one
+    // before (the rotated-away values are secrets too).
+    let (mut v, _jexec) = setup(&["web"], &[Some("cat old.env .env; printf 'bell\\007\\n' >&2")], &[]);
+    std::fs::copy(env_file(&v, "web"), v.host.root_of("web").join("old.env")).unwrap();
     v.fake.set_password(&password_item(0), "printed-secret-value");
     v.fake.install();
     let out = v.host.run(&["-v", "refresh", "web"]);
     out.expect(0).stderr_has("DB_PASSWORD='[redacted]'").stderr_has("stderr: bell\\x07");
-    assert!(!out.all_output().contains("printed-secret-value"), "{}", out.all_output());
+    for value in ["printed-secret-value", "pw-of-web", "https://api.example/$x"] {
+        assert!(!out.all_output().contains(value), "{value}: {}", out.all_output());
+    }
     assert!(!out.all_output().contains('\u{7}'));
     v.assert_clean();
 }
@@ -245,8 +249,9 @@ fn a_signal_during_the_command_kills_it_and_the_run_ends_with_its_status() {
 #[test]
 fn on_change_commands_are_validated_and_cleared() {
     let v = vault(&["web"]);
-    for bad in ["", "   ", "reload\nrm -rf /", "a\u{1b}[2Jb"] {
-        v.host.run(&["tenant", "set", "web", "--on-change", bad]).expect(64).stderr_has("on-change command");
+    for bad in ["", "   ", "reload\nrm -rf /", "a\u{1b}[2Jb", "-i"] {
+        let arg = format!("--on-change={bad}");
+        v.host.run(&["tenant", "set", "web", &arg]).expect(64).stderr_has("on-change command");
     }
     let long = "x".repeat(1025);
     v.host.run(&["tenant", "set", "web", "--on-change", &long]).expect(64);
