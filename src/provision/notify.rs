@@ -76,17 +76,14 @@ pub(super) fn run_due(
     let mut reports = Vec::with_capacity(due.len());
     for Due { row, pending: p, replaced } in due {
         let jail = &p.jail;
-        let (result, outcome) = match crate::signals::received() {
-            Some(signal) => {
-                let e = Error::Interrupted(signal);
-                let outcome = format!("not run: {e}");
-                (Err(e), outcome)
-            }
-            None => {
-                let result = run_one(ctx, &p, fetched, replaced);
-                let outcome = outcome_of(ctx, jail, &result);
-                (result, outcome)
-            }
+        let (result, outcome) = if let Some(signal) = crate::signals::received() {
+            let e = Error::Interrupted(signal);
+            let outcome = format!("not run: {e}");
+            (Err(e), outcome)
+        } else {
+            let result = run_one(ctx, &p, fetched, replaced);
+            let outcome = outcome_of(ctx, jail, &result);
+            (result, outcome)
         };
         if let Some(row) = row
             && let Err(e) = store.set_on_change(row, &outcome)
