@@ -109,6 +109,17 @@ fn a_hard_link_and_an_old_copy_are_found_too_and_a_jails_own_file_is_not() {
     let out = hook(&v, "own");
     out.expect(0);
     assert!(out.stderr.is_empty(), "{}", out.stderr);
+    // What a jail without a tenant planted is never followed or waited on: a link to web's
+    // file (on the host side it leads to a tenant's secrets), a FIFO.
+    let planted = v.host.jail("planted");
+    std::os::unix::fs::symlink(env(&v, "web"), planted.join(".env")).unwrap();
+    let root = planted.to_str().unwrap();
+    let out = v.host.run_bounded(&["hook", "start", "planted", root]);
+    out.expect(0);
+    assert!(out.stderr.is_empty(), "a link was followed: {}", out.stderr);
+    std::fs::remove_file(planted.join(".env")).unwrap();
+    nix::unistd::mkfifo(&planted.join(".env"), nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+    v.host.run_bounded(&["hook", "start", "planted", root]).expect(0);
     v.assert_clean();
 }
 

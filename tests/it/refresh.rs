@@ -205,6 +205,13 @@ fn a_jail_that_is_not_running_is_reported_and_the_others_are_served() {
         "written all the same"
     );
     assert_eq!(jexec.calls_for("up").len(), 1);
+    // A session that fails changes nothing and runs nothing.
+    v.fake.set_password(&password_item(0), "newer-pw");
+    v.fake.fault(crate::support::fake_bw::Fault::fail("list items", 1, "Something broke"));
+    v.fake.install();
+    v.host.run(&["refresh", "--all"]).expect(69).stderr_has("Something broke");
+    assert_eq!((runs(&v, "up"), jexec.calls().len()), (1, 2));
+    assert!(std::fs::read_to_string(env_file(&v, "up")).unwrap().contains("new-pw-0"));
     v.assert_clean();
 }
 
