@@ -710,13 +710,14 @@ impl Store {
         rows.map(|r| r.map(PathBuf::from).map_err(|e| self.err(&e))).collect()
     }
 
-    /// The tenants whose env file has ever had the content hash `hash` (from the provision
-    /// log, removed tenants included), the most recent first.
+    /// The tenants whose env file has ever had the content hash `hash` with at least one key in
+    /// it (from the provision log, removed tenants included), the most recent first. A file
+    /// without a key holds no secret, and every tenant with an empty collection has the same.
     pub fn tenants_with_hash(&self, hash: &str) -> Result<Vec<String>> {
         let mut stmt = self
             .conn
             .prepare(
-                "SELECT tenant_id FROM colibri_vault_provision_log WHERE content_hash = ?1
+                "SELECT tenant_id FROM colibri_vault_provision_log WHERE content_hash = ?1 AND keys != ''
                  GROUP BY tenant_id ORDER BY max(id) DESC",
             )
             .map_err(|e| self.err(&e))?;
@@ -1199,6 +1200,10 @@ mod tests {
         let old = store.last_log("web", None).unwrap().unwrap();
         assert_eq!((old.changed_keys, old.on_change), (None, None));
         assert_eq!(store.tenants_with_hash("h1").unwrap(), ["web"]);
+        let mut empty = LogRow::event("web", "hook", "written", 1, None);
+        empty.content_hash = Some("empty".into());
+        store.record(&empty).unwrap();
+        assert!(store.tenants_with_hash("empty").unwrap().is_empty(), "a file without a key is no one's");
         let mut row = LogRow::event("web", "refresh", "written", 1, None);
         row.content_hash = Some("h2".into());
         row.changed_keys = Some(vec!["A".into(), "B".into()]);

@@ -109,7 +109,8 @@ fn outcome_of(ctx: &Ctx<'_>, jail: &str, result: &Result<Ran, Error>) -> String 
             ctx.log.error(&format!("jail {jail}: on-change command: {e}"));
             format!("not finished: {e}")
         }
-        Err(e) => format!("failed: {}", e.to_string().trim_start_matches("on-change command ")),
+        Err(Error::OnChange { problem }) => format!("failed: {problem}"),
+        Err(e) => format!("failed: {e}"),
     }
 }
 
