@@ -138,3 +138,26 @@ fn a_tenants_foreign_file_goes_even_when_the_vault_cannot_be_reached() {
     assert!(env(&v, "web").exists());
     v.assert_clean();
 }
+
+/// The cloned-jail check keeps a hook for a jail without a tenant cheap: it reads, and writes
+/// nothing anywhere, the tenant database included (opening it does not even record the schema
+/// version again).
+#[test]
+fn a_hook_for_a_jail_without_a_tenant_writes_nothing_not_even_the_database() {
+    let v = setup();
+    let other = v.host.jail("other");
+    std::fs::write(other.join(".env"), "APP_MODE='dev'\n").unwrap();
+    let jail = crate::support::host::snapshot(&other);
+    let when = std::time::SystemTime::now() - std::time::Duration::from_secs(60);
+    crate::support::host::set_mtime(&v.host.db, when);
+    let db = || {
+        let state = crate::support::host::file_state(&v.host.db);
+        (colibri_vault::envfile::sha256_hex(&state.bytes), state.mtime)
+    };
+    let before = db();
+    for _ in 0..2 {
+        hook(&v, "other").expect(0);
+    }
+    assert_eq!(db(), before, "the database was written");
+    assert_eq!(crate::support::host::snapshot(&other), jail);
+}
