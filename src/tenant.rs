@@ -444,7 +444,6 @@ impl Store {
             .query_row("SELECT value FROM colibri_vault_meta WHERE key = 'schema_version'", [], |r| r.get(0))
             .optional()
             .map_err(db)?;
-        let stored = version.as_deref().and_then(|v| v.parse::<i64>().ok());
         let version = match version.as_deref().map(str::parse::<i64>) {
             None => None,
             Some(Ok(v)) if v <= SCHEMA_VERSION => Some(v),
@@ -480,15 +479,11 @@ impl Store {
                 }
             }
         }
-        // Written only when it changes: a hook (for a jail without a tenant, say) opens the
-        // database on every jail start, and need not write to it, let alone sync it.
-        if stored != Some(SCHEMA_VERSION) {
-            conn.execute(
-                "INSERT OR REPLACE INTO colibri_vault_meta (key, value) VALUES ('schema_version', ?1)",
-                [SCHEMA_VERSION.to_string()],
-            )
-            .map_err(db)?;
-        }
+        conn.execute(
+            "INSERT OR REPLACE INTO colibri_vault_meta (key, value) VALUES ('schema_version', ?1)",
+            [SCHEMA_VERSION.to_string()],
+        )
+        .map_err(db)?;
         Ok(Store { conn, path: path.to_owned() })
     }
 

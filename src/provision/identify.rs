@@ -2,7 +2,8 @@
 //! root to write under (registered, compared with the caller's and the kernel's path, reachable
 //! without a symlink), whether the file at its env path is one colibri-vault wrote for another
 //! tenant (a cloned jail: `clones`), and whether a hook may skip the vault because the file is
-//! fresh. A start hook for a jail without a tenant looks for such a file too, and reports it.
+//! fresh. [`report_clones`] looks for such a file in a jail without a tenant, for the start
+//! hook, which is done with such a jail before the pipeline.
 //!
 //! Decides, writes nothing in the jail. Requests decided here (no tenant, refused, fresh,
 //! unreachable at boot) get their final report and log row; the others come back as `Pending`.
@@ -40,9 +41,6 @@ pub(super) fn identify(
             Ok(Some(tenant)) => tenant,
             Ok(None) => {
                 ctx.log.debug(&format!("jail {jail}: no tenant registered; nothing to do"));
-                if matches!(opts.trigger, Trigger::Hook | Trigger::Devd) {
-                    report_clones(ctx, store, request);
-                }
                 reports.push(Report { jail, tenant: None, result: Ok(Done::NoTenant) });
                 continue;
             }
@@ -210,7 +208,7 @@ fn foreign_file(
 /// this jail (cloned from that tenant's?), is reported, never removed (the jail is not ours).
 /// Its root is the hook's `${path}` or the kernel's, and must lie under the jail root base;
 /// anything that cannot be looked at is no finding: this must never block or slow the jail.
-fn report_clones(ctx: &Ctx<'_>, store: &Store, request: &Request) {
+pub(crate) fn report_clones(ctx: &Ctx<'_>, store: &Store, request: &Request) {
     let jail = &request.jail;
     let root = match (&request.given_path, &request.running) {
         (Some(path), _) => Some(normalize_dir(path)),

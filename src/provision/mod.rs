@@ -35,7 +35,7 @@ use crate::jail;
 use crate::logging::Log;
 use crate::tenant::{Store, Tenant};
 
-pub(crate) use identify::check_root;
+pub(crate) use identify::{check_root, report_clones};
 pub use notify::{CommandReport, Ran};
 
 /// What started the run (kept in the provision log).
