@@ -91,6 +91,12 @@ pub fn judge(store: &Store, me: &str, root: &Path, rel: &Path, current: &Current
 pub fn scan(store: &Store, jail: &str, root: &Path) -> Result<Vec<(PathBuf, Foreign)>> {
     let mut found = Vec::new();
     for rel in store.file_paths()? {
+        // Most jails have nothing there: one lstat says so before the no-follow walk (which
+        // alone decides what is read: this look may pass a link the jail planted, and only
+        // sees that something is there).
+        if !std::fs::symlink_metadata(root.join(&rel)).is_ok_and(|m| m.file_type().is_file()) {
+            continue;
+        }
         // The owner only matters for the writer's own judgement; nothing is written here.
         let Ok(Some(current)) = safe_write::inspect(root, &rel, Owner { uid: 0, gid: 0 }) else { continue };
         if let Some(foreign) = judge(store, jail, root, &rel, &current)? {
