@@ -14,9 +14,10 @@
 //! What callers do with a finding: the pipeline removes a tenant's foreign file before its vault
 //! session and writes the tenant's own (`provision`); a hook for a jail without a tenant only
 //! reports, it never deletes in a jail that is not a tenant's; `doctor` reports, and removes with
-//! `--fix`. This module only reads, never follows a link, and names tenants and paths, never a
-//! value. For a jail without a tenant it costs one query and one no-follow lookup per distinct
-//! env path colibri-vault has written (usually one), and reads a file only if one is there.
+//! `--fix`. This module only reads, never reads through a link, and names tenants and paths,
+//! never a value. For a jail without a tenant it costs one query and one `lstat` per distinct
+//! env path colibri-vault has written (usually one); only a regular file found there is opened
+//! (walking from `/` without following a link), read and hashed.
 
 use std::path::{Path, PathBuf};
 
