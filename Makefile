@@ -10,6 +10,8 @@ FREEBSD_TARGET=	x86_64-unknown-freebsd
 DATADIR=	$(PREFIX)/share/colibri-vault
 ETCDIR=		$(PREFIX)/etc/colibri
 DEVDDIR=	$(PREFIX)/etc/devd
+PERIODICDIR=	$(PREFIX)/etc/periodic/daily
+PERIODIC=	490.colibri-vault-refresh
 PYTHON=		python3
 BENCH_FLAGS=
 
@@ -46,12 +48,15 @@ install: build
 	mkdir -p $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR)
 	install -m 0555 $(CARGO_TARGET_DIR)/release/colibri-vault $(DESTDIR)$(BINDIR)/colibri-vault
 	install -m 0444 docs/colibri-vault.8 $(DESTDIR)$(MANDIR)/colibri-vault.8
-	mkdir -p $(DESTDIR)$(DATADIR)/templates/colibri/provision $(DESTDIR)$(ETCDIR) $(DESTDIR)$(DEVDDIR)
+	mkdir -p $(DESTDIR)$(DATADIR)/templates/colibri/provision $(DESTDIR)$(ETCDIR) $(DESTDIR)$(DEVDDIR) $(DESTDIR)$(PERIODICDIR)
 	install -m 0444 bastille-templates/colibri/provision/Bastillefile $(DESTDIR)$(DATADIR)/templates/colibri/provision/Bastillefile
 	install -m 0600 port/files/provider.env.sample $(DESTDIR)$(ETCDIR)/provider.env.sample
 	rm -f $(DESTDIR)$(DEVDDIR)/colibri_vault.conf.sample
 	sed 's|%%PREFIX%%|$(PREFIX)|g' port/files/colibri_vault-devd.conf.in > $(DESTDIR)$(DEVDDIR)/colibri_vault.conf.sample
 	chmod 0444 $(DESTDIR)$(DEVDDIR)/colibri_vault.conf.sample
+	rm -f $(DESTDIR)$(PERIODICDIR)/$(PERIODIC)
+	sed 's|%%PREFIX%%|$(PREFIX)|g' port/files/$(PERIODIC).in > $(DESTDIR)$(PERIODICDIR)/$(PERIODIC)
+	chmod 0555 $(DESTDIR)$(PERIODICDIR)/$(PERIODIC)
 
 clean:
 	$(CARGO) clean

@@ -88,6 +88,12 @@ pub struct SettingFlags {
     /// Bastille's configuration file [env: BASTILLE_CONFIG]
     #[arg(long, value_name = "FILE", global = true, help_heading = GLOBAL)]
     pub bastille_config: Option<PathBuf>,
+    /// jexec(8), which runs on-change commands in jails [env: COLIBRI_JEXEC] [default: /usr/sbin/jexec]
+    #[arg(long, value_name = "PATH", global = true, help_heading = GLOBAL)]
+    pub jexec: Option<PathBuf>,
+    /// Timeout of a tenant's on-change command, seconds, 1 to 3600 [env: COLIBRI_ON_CHANGE_TIMEOUT]
+    #[arg(long, value_name = "SECS", global = true, help_heading = GLOBAL)]
+    pub on_change_timeout: Option<String>,
 }
 
 impl SettingFlags {
@@ -105,6 +111,8 @@ impl SettingFlags {
             lock_timeout: self.lock_timeout.clone(),
             fresh_for: self.fresh_for.clone(),
             bastille_config: self.bastille_config.clone(),
+            jexec: self.jexec.clone(),
+            on_change_timeout: self.on_change_timeout.clone(),
         }
     }
 }
@@ -117,6 +125,8 @@ pub enum Command {
     Tenant(TenantCommand),
     /// Fetch secrets now and write each tenant's env file
     Provision(ProvisionArgs),
+    /// Rewrite what changed in the vault since, and run each changed tenant's on-change command
+    Refresh(RefreshArgs),
     /// Entry points for jail(8) exec.* hooks and devd(8)
     #[command(subcommand)]
     Hook(HookCommand),
@@ -132,7 +142,12 @@ pub enum Command {
         json: bool,
     },
     /// Check the host's setup and say what to fix
-    Doctor,
+    Doctor {
+        /// Remove env files found in a jail they were not written for (a cloned jail's copy of
+        /// another tenant's secrets)
+        #[arg(long)]
+        fix: bool,
+    },
 }
 
 #[derive(Args, Debug, Default)]
@@ -171,6 +186,10 @@ pub struct TenantOptions {
     /// [default: /var/run/secrets for memory, /var/db/secrets for file]
     #[arg(long, value_name = "DIR")]
     pub mount_point: Option<PathBuf>,
+    /// After refresh changed the env file, run COMMAND inside the jail (jexec -l JAIL /bin/sh -c
+    /// COMMAND), e.g. "service nginx reload"
+    #[arg(long, value_name = "COMMAND")]
+    pub on_change: Option<String>,
 }
 
 #[derive(Subcommand, Debug)]
@@ -225,6 +244,9 @@ pub enum TenantCommand {
         /// Remove NAME from the names allowed with --allow-name; repeatable
         #[arg(long, value_name = "NAME")]
         disallow_name: Vec<String>,
+        /// Run no command when refresh changes the env file
+        #[arg(long, conflicts_with = "on_change")]
+        no_on_change: bool,
     },
     /// Unregister a tenant (its provision log is kept)
     Remove {
@@ -247,6 +269,16 @@ pub struct ProvisionArgs {
     /// Show key names and value hashes; write nothing
     #[arg(long)]
     pub dry_run: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct RefreshArgs {
+    /// Jails (tenants) to refresh
+    #[arg(required_unless_present = "all", conflicts_with = "all")]
+    pub jails: Vec<String>,
+    /// Every registered tenant, in one vault session
+    #[arg(long)]
+    pub all: bool,
 }
 
 // Hook arguments are taken as jail(8) passes them (any bytes): a name colibri-vault would not

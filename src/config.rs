@@ -38,6 +38,8 @@ pub struct Flags {
     pub lock_timeout: Option<String>,
     pub fresh_for: Option<String>,
     pub bastille_config: Option<PathBuf>,
+    pub jexec: Option<PathBuf>,
+    pub on_change_timeout: Option<String>,
 }
 
 /// Keys a provider env may contain besides `COLIBRI_*` settings.
@@ -61,6 +63,10 @@ pub struct Settings {
     pub lock_timeout: Duration,
     pub fresh_for: Duration,
     pub bastille_config: PathBuf,
+    /// jexec(8), which runs a tenant's on-change command inside its jail.
+    pub jexec: PathBuf,
+    /// How long a tenant's on-change command may run.
+    pub on_change_timeout: Duration,
     /// `BW_*` and `NODE_EXTRA_CA_CERTS` from the provider env.
     pub credentials: BTreeMap<String, Secret>,
     /// Whether the provider env file existed.
@@ -151,6 +157,19 @@ pub const FRESH_FOR: Seconds = Seconds {
     range: 0..=2_592_000,
     max_in_words: "30 days",
 };
+
+/// A tenant's on-change command, run inside its jail after `refresh` changed its secrets: at
+/// least a second, at most an hour (the host-wide lock is not held meanwhile).
+pub const ON_CHANGE_TIMEOUT: Seconds = Seconds {
+    var: "COLIBRI_ON_CHANGE_TIMEOUT",
+    flag: "--on-change-timeout",
+    default: 60,
+    range: 1..=3600,
+    max_in_words: "one hour",
+};
+
+/// Where jexec(8) is on FreeBSD.
+pub const DEFAULT_JEXEC: &str = "/usr/sbin/jexec";
 
 impl Settings {
     /// Resolves every setting. `env` reads the process environment (injected for tests).
@@ -261,6 +280,8 @@ impl Settings {
             bw_timeout,
             lock_timeout: table.seconds(flags.lock_timeout.as_ref(), &LOCK_TIMEOUT)?,
             fresh_for: table.seconds(flags.fresh_for.as_ref(), &FRESH_FOR)?,
+            jexec: table.path(flags.jexec.as_ref(), "COLIBRI_JEXEC", DEFAULT_JEXEC)?,
+            on_change_timeout: table.seconds(flags.on_change_timeout.as_ref(), &ON_CHANGE_TIMEOUT)?,
             bastille_config: table.path(
                 flags.bastille_config.as_ref(),
                 "BASTILLE_CONFIG",
@@ -279,7 +300,7 @@ impl Settings {
 }
 
 /// The settings a `COLIBRI_*` (or `BASTILLE_CONFIG`) variable or provider env line may set.
-pub const SETTING_KEYS: [&str; 11] = [
+pub const SETTING_KEYS: [&str; 13] = [
     "COLIBRI_DB",
     "COLIBRI_JAIL_ROOT_BASE",
     "COLIBRI_STATE_DIR",
@@ -290,6 +311,8 @@ pub const SETTING_KEYS: [&str; 11] = [
     "COLIBRI_BW_TIMEOUT",
     "COLIBRI_LOCK_TIMEOUT",
     "COLIBRI_FRESH_FOR",
+    "COLIBRI_JEXEC",
+    "COLIBRI_ON_CHANGE_TIMEOUT",
     "BASTILLE_CONFIG",
 ];
 
@@ -369,6 +392,8 @@ mod tests {
         assert_eq!(s.lock_timeout, Duration::from_secs(300));
         assert_eq!(s.fresh_for, Duration::from_secs(300));
         assert_eq!(s.bastille_config, Path::new("/usr/local/etc/bastille/bastille.conf"));
+        assert_eq!(s.jexec, Path::new("/usr/sbin/jexec"));
+        assert_eq!(s.on_change_timeout, Duration::from_secs(60));
         assert!(!s.provider_env_found);
     }
 
@@ -433,6 +458,7 @@ mod tests {
             (&BW_TIMEOUT, (|f: &mut Flags, v: String| f.bw_timeout = Some(v)) as fn(&mut Flags, String)),
             (&LOCK_TIMEOUT, |f, v| f.lock_timeout = Some(v)),
             (&FRESH_FOR, |f, v| f.fresh_for = Some(v)),
+            (&ON_CHANGE_TIMEOUT, |f, v| f.on_change_timeout = Some(v)),
         ] {
             let max = *setting.range.end();
             for bad in
@@ -454,6 +480,12 @@ mod tests {
         let mut flags = base();
         flags.bw_timeout = Some("0".into());
         assert_eq!(resolve(flags).err().unwrap().exit_code(), 78);
+        let mut flags = base();
+        flags.on_change_timeout = Some("0".into());
+        assert_eq!(resolve(flags).err().unwrap().exit_code(), 78);
+        let mut flags = base();
+        flags.jexec = Some("jexec".into());
+        assert_eq!(resolve(flags).err().unwrap().exit_code(), 78, "COLIBRI_JEXEC must be absolute");
     }
 
     #[test]

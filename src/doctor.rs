@@ -1,13 +1,17 @@
 //! `colibri-vault doctor`: checks the host's setup and says what to fix.
 //!
 //! Read-only: it runs no `bw` session and writes nothing (`bw --version` runs in a throw-away
-//! app-data dir). With the bw source it shows bw's path and version and the server's name and
-//! version (asked without credentials, `serverinfo`), and compares them with the tested versions
+//! app-data dir), except that `--fix` removes env files found in a jail they were not written
+//! for (`clones`: a cloned or copied jail's copy of another tenant's secrets). With the bw
+//! source it shows bw's path and version and the server's name and version (asked without
+//! credentials, `serverinfo`), and compares them with the tested versions
 //! and the known-bad pairs (`compat`). Each finding is `ok`, `warning` (works,
 //! but not as an administrator would want) or `problem` (provisioning will fail); the exit
 //! status is 78 when there is a problem. Beyond the settings it checks every tenant: its root,
 //! its Bastille hook lines (stage and `exec.timeout`), and whether the env file on disk is the
-//! one colibri-vault last wrote for it — a different file is what a cloned jail carries. For
+//! one colibri-vault last wrote for it; and every other jail under the jail root base (a jail
+//! without a tenant) for an env file colibri-vault wrote for a tenant — what a cloned jail
+//! carries. Such a file is a problem, named with the tenant it belongs to. For
 //! delivery `memory`: the memory fs and its read-only view (missing, writable, stale), the stop
 //! hook, and jail(8)'s own mounts (`mount`, `mount.fstab`, Bastille's fstab) at, above or below
 //! the secrets directory; for delivery `file`: a root on a ZFS dataset with snapshots (`zfs`).
@@ -15,6 +19,7 @@
 use std::path::{Path, PathBuf};
 
 use crate::bastille;
+use crate::clones;
 use crate::compat::{self, Verdict, Version};
 use crate::config::{Flags, Settings, SourceKind};
 use crate::delivery::Delivery;
@@ -68,23 +73,23 @@ impl Findings {
     }
 }
 
-pub fn run(settings: &Settings) -> Result<u8> {
+pub fn run(settings: &Settings, fix: bool) -> Result<u8> {
     let mut f = Findings::default();
     check_source(settings, &mut f);
-    check_host(settings, &mut f);
+    check_host(settings, &mut f, fix);
     f.finish()
 }
 
 /// The settings could not be resolved (e.g. the provider env is unusable): report why, then
 /// check everything else with the settings from flags, the environment and the defaults.
-pub fn run_unresolved(flags: &Flags, error: &Error) -> Result<u8> {
+pub fn run_unresolved(flags: &Flags, error: &Error, fix: bool) -> Result<u8> {
     let mut f = Findings::default();
     f.problem(&error.to_string());
     let env = |key: &str| std::env::var_os(key);
     match Settings::resolve_without_provider_env(flags, &env) {
         Ok(settings) => {
             f.warn("the checks below use flags, the environment and defaults only: the provider env was not read");
-            check_host(&settings, &mut f);
+            check_host(&settings, &mut f, fix);
         }
         Err(e) => f.problem(&e.to_string()),
     }
@@ -92,7 +97,7 @@ pub fn run_unresolved(flags: &Flags, error: &Error) -> Result<u8> {
 }
 
 /// Host-side state, Bastille's layout, the database and every tenant.
-fn check_host(settings: &Settings, f: &mut Findings) {
+fn check_host(settings: &Settings, f: &mut Findings, fix: bool) {
     let base_refusals = host_state::findings(settings, &[]);
     let db_inside =
         base_refusals.iter().any(|e| matches!(e, Error::HostStateInJail { setting: "COLIBRI_DB", .. }));
@@ -137,7 +142,7 @@ fn check_host(settings: &Settings, f: &mut Findings) {
     };
     let refusals = host_state::findings(settings, &roots);
     if refusals.is_empty() {
-        f.ok("no host-side state (provider env, database, state, run and secrets dirs, bastille.conf, bw, CA bundle) lies inside the jail root base or a tenant's root");
+        f.ok("no host-side state (provider env, database, state, run and secrets dirs, bastille.conf, bw, jexec, CA bundle) lies inside the jail root base or a tenant's root");
     }
     for e in &refusals {
         f.problem(&e.to_string());
@@ -160,10 +165,77 @@ fn check_host(settings: &Settings, f: &mut Findings) {
                         clean(other)
                     ));
                 }
-                check_tenant(settings, &store, tenant, &roots, jailsdir.as_deref(), f);
+                check_tenant(settings, &store, tenant, &roots, jailsdir.as_deref(), f, fix);
             }
             Err(e) => f.problem(&e.to_string()),
         }
+    }
+    check_other_jails(settings, &store, &roots, f, fix);
+}
+
+/// Every jail under the jail root base that is no tenant's (`BASE/NAME/root`, Bastille's
+/// layout, or `BASE/NAME`): an env file colibri-vault wrote for a tenant there is a problem.
+fn check_other_jails(
+    settings: &Settings,
+    store: &Store,
+    roots: &[(String, PathBuf)],
+    f: &mut Findings,
+    fix: bool,
+) {
+    let Ok(entries) = std::fs::read_dir(&settings.jail_root_base) else { return };
+    let mut jails: Vec<(String, PathBuf)> = entries
+        .filter_map(std::result::Result::ok)
+        // Directories only, never through a link (a jail's root user cannot plant one here,
+        // but a host's admin may have).
+        .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+        .map(|e| {
+            let dir = e.path();
+            let root = dir.join("root");
+            let root = if std::fs::symlink_metadata(&root).is_ok_and(|m| m.is_dir()) { root } else { dir };
+            (e.file_name().to_string_lossy().into_owned(), root)
+        })
+        .filter(|(_, root)| !roots.iter().any(|(_, r)| r.starts_with(root) || root.starts_with(r)))
+        .collect();
+    jails.sort();
+    for (jail, root) in jails {
+        let found = match clones::scan(store, &jail, &root) {
+            Ok(found) => found,
+            Err(e) => {
+                f.problem(&e.to_string());
+                continue;
+            }
+        };
+        for (rel, foreign) in found {
+            let what = foreign.describe(&root.join(&rel));
+            let name = clean(&jail);
+            if fix {
+                removed(f, &format!("jail {name} (no tenant)"), &root, &rel, &foreign, &what, "");
+            } else {
+                f.problem(&format!(
+                    "jail {name} (no tenant): {what}; remove it: colibri-vault doctor --fix (or register the jail with colibri-vault tenant add, and provision it)"
+                ));
+            }
+        }
+    }
+}
+
+/// `--fix`: removes a foreign file (if its name still leads to the file judged) and says so.
+fn removed(
+    f: &mut Findings,
+    who: &str,
+    root: &Path,
+    rel: &Path,
+    foreign: &clones::Foreign,
+    what: &str,
+    next: &str,
+) {
+    match crate::safe_write::remove_if(root, rel, foreign.id) {
+        Ok(true) => f.ok(&format!("{who}: removed {} (--fix): {what}{next}", root.join(rel).display())),
+        Ok(false) => f.warn(&format!(
+            "{who}: {} changed meanwhile; not removed, run doctor again",
+            root.join(rel).display()
+        )),
+        Err(e) => f.problem(&format!("{who}: {what}; could not remove it: {e}")),
     }
 }
 
@@ -316,6 +388,7 @@ fn check_tenant(
     roots: &[(String, PathBuf)],
     jailsdir: Option<&Path>,
     f: &mut Findings,
+    fix: bool,
 ) {
     let name = clean(&tenant.name);
     match provision::check_root(settings, tenant, &Request::named(&tenant.name)) {
@@ -325,7 +398,7 @@ fn check_tenant(
                 Delivery::Memory => check_memory(settings, tenant, &root, f),
                 Delivery::File => {
                     if tenant.options.layout.has_env() {
-                        check_env_file(store, tenant, &root, f);
+                        check_env_file(store, tenant, &root, f, fix);
                     }
                     check_snapshots(tenant, &root, f);
                 }
@@ -418,11 +491,31 @@ fn check_snapshots(tenant: &Tenant, root: &Path, f: &mut Findings) {
     }
 }
 
-/// Whether the env file on disk is the one colibri-vault last wrote for this tenant.
-fn check_env_file(store: &Store, tenant: &Tenant, root: &Path, f: &mut Findings) {
+/// Whether the env file on disk is the one colibri-vault last wrote for this tenant, and not
+/// one it wrote for another tenant (a cloned jail).
+fn check_env_file(store: &Store, tenant: &Tenant, root: &Path, f: &mut Findings, fix: bool) {
     let name = clean(&tenant.name);
+    let rel = &tenant.options.env_path;
     let last = store.last_log(&tenant.name, Some(&FRESH_OUTCOMES)).ok().flatten();
-    let current = crate::safe_write::inspect(root, &tenant.options.env_path, tenant.options.owner);
+    let current = crate::safe_write::inspect(root, rel, tenant.options.owner);
+    if let Ok(Some(current)) = &current {
+        match clones::judge(store, &tenant.name, root, rel, current) {
+            Ok(Some(foreign)) => {
+                let what = foreign.describe(&root.join(rel));
+                let next = format!("; run colibri-vault provision {name} to write its own");
+                if fix {
+                    removed(f, &name, root, rel, &foreign, &what, &next);
+                } else {
+                    f.problem(&format!(
+                        "{name}: {what}{next} (or colibri-vault doctor --fix to remove it now)"
+                    ));
+                }
+                return;
+            }
+            Ok(None) => {}
+            Err(e) => f.problem(&format!("{name}: {e}")),
+        }
+    }
     if let Ok(Some(current)) = &current
         && let Some(problem) = current.problem()
     {

@@ -87,6 +87,11 @@ pub enum Error {
     #[error("{0}")]
     Jail(String),
 
+    /// A tenant's on-change command (refresh) failed, timed out or could not start; reported
+    /// after "jail NAME: ".
+    #[error("on-change command {problem}")]
+    OnChange { problem: String },
+
     #[error("{message} (in another run's vault session)")]
     ServedByOther { code: u8, message: String },
 
@@ -108,9 +113,10 @@ impl Error {
             Error::Usage(_) => exit::USAGE,
             Error::BadVaultData { .. } => exit::DATAERR,
             Error::UnknownTenant(_) | Error::UnknownCollection { .. } => exit::NOINPUT,
-            Error::CommandInvoke { .. } | Error::Vault { .. } | Error::VaultTimeout { .. } => {
-                exit::UNAVAILABLE
-            }
+            Error::CommandInvoke { .. }
+            | Error::Vault { .. }
+            | Error::VaultTimeout { .. }
+            | Error::OnChange { .. } => exit::UNAVAILABLE,
             Error::Refused { .. } | Error::Write { .. } | Error::Jail(_) => exit::CANTCREAT,
             Error::LockTimeout { .. } | Error::DatabaseBusy { .. } => exit::TEMPFAIL,
             Error::InsecureFile { .. } | Error::VaultAuth { .. } | Error::Permission(_) => exit::NOPERM,
@@ -181,6 +187,7 @@ mod tests {
             (Error::CommandInvoke { program: p.clone(), source: io() }, 69),
             (Error::Vault { step: s(), message: s() }, 69),
             (Error::VaultTimeout { step: s(), seconds: 1 }, 69),
+            (Error::OnChange { problem: s() }, 69),
             (Error::refused("t", "symlink"), 73),
             (Error::write("/x", "no"), 73),
             (Error::Jail(s()), 73),

@@ -6,7 +6,8 @@
 //! gives it — any name jail(8) accepts (`app.example.org`, `parent.child`, `_x`, `42`) — and only
 //! checked for what makes it unsafe to log (NUL, `/`, control characters). A jail without a
 //! tenant, a host without a tenant database, and a database that cannot be read are all exit 0
-//! (the last one logged loudly); only a tenant whose own, readable policy is `fail` makes a
+//! (the last one logged loudly; an env file colibri-vault wrote for a tenant, found in a jail
+//! without one, a cloned jail's, is reported and left alone); only a tenant whose own, readable policy is `fail` makes a
 //! failure non-zero, so that jail(8) does not start (or reports the stop of) that jail. With
 //! policy `continue` (the default) a failure is logged and the hook exits 0: the jail starts
 //! with whatever env file it had. A hook stopped by a signal ends its vault session and exits
@@ -152,6 +153,9 @@ fn start(settings: &Settings, log: &Log, request: Request, trigger: Trigger) -> 
         Err(code) => return code,
     };
     if no_tenant(log, &store, &jail) {
+        // It may still carry an env file colibri-vault wrote for a tenant (a cloned jail):
+        // reported, never touched, and cheap (docs/performance.md).
+        provision::report_clones(&Ctx { settings, log }, &store, &request);
         return exit::OK;
     }
     if let Err(e) = host_state::check_with_store(settings, &store) {
@@ -277,6 +281,11 @@ fn stop(settings: &Settings, log: &Log, name: &str, path: Option<&PathBuf>) -> u
         Ok(_) => log.info(&format!("jail {name}: nothing to remove or unmount")),
         Err(e) => log.error(&format!("jail {name}: {e}")),
     }
+    if matches!(&result, Ok(stopped) if stopped.env_removed)
+        && let Err(e) = store.forget_file(&tenant.name, &tenant.options.env_path)
+    {
+        log.error(&format!("jail {name}: could not update the record of its files: {e}"));
+    }
     let elapsed = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
     let row = LogRow::event(&tenant.name, "hook-stop", outcome, elapsed, error);
     let recorded = store.record(&row);
@@ -285,7 +294,7 @@ fn stop(settings: &Settings, log: &Log, name: &str, path: Option<&PathBuf>) -> u
     }
     let code = match (&result, &recorded) {
         (Err(e), _) | (Ok(_), Err(e)) => e.exit_code(),
-        (Ok(_), Ok(())) => exit::OK,
+        (Ok(_), Ok(_)) => exit::OK,
     };
     apply_policy(log, name, Stage::Stop, tenant.options.on_failure, code)
 }

@@ -2,7 +2,7 @@
 //!
 //! What it is for: every path a setting names on the host — the provider env, the tenant
 //! database, the state dir (bw's `data.json` holds the API secret while a session runs), the run
-//! dir (lock and spool), the secrets dir, `bastille.conf`, the bw executable and
+//! dir (lock and spool), the secrets dir, `bastille.conf`, the bw and jexec executables and
 //! `NODE_EXTRA_CA_CERTS` — is refused (`EX_CONFIG`, 78, naming the setting, the path and why)
 //! when it lies inside the jail root base or inside any registered tenant's root. A jail's root
 //! user is uid 0, so ownership checks alone pass whatever it planted there.
@@ -48,6 +48,7 @@ impl Location {
             "COLIBRI_SECRETS_DIR" => "it holds the secrets of every tenant",
             "BASTILLE_CONFIG" => "/bin/sh sources it as root",
             "COLIBRI_BW" => "colibri-vault runs it as root with the vault credentials",
+            "COLIBRI_JEXEC" => "colibri-vault runs it as root to enter jails",
             "NODE_EXTRA_CA_CERTS" => "bw trusts it to authenticate the vault server",
             JAIL_CONF => "jail(8) runs its exec.* lines as root",
             _ => "it is host-side state",
@@ -84,6 +85,7 @@ pub fn locations(settings: &Settings) -> Vec<Location> {
     if let Some(bw) = crate::bw::find(&settings.bw).filter(|p| p.is_absolute()) {
         out.push(Location { setting: "COLIBRI_BW", path: bw });
     }
+    out.push(Location { setting: "COLIBRI_JEXEC", path: settings.jexec.clone() });
     if let Some(ca) = settings.credential("NODE_EXTRA_CA_CERTS").map(|v| PathBuf::from(v.expose()))
         && ca.is_absolute()
     {

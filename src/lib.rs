@@ -9,6 +9,7 @@ pub mod bug;
 pub mod bw;
 pub mod cli;
 pub mod clock;
+pub mod clones;
 pub mod compat;
 pub mod config;
 pub mod deadline;
@@ -108,7 +109,7 @@ fn start<I: IntoIterator<Item = OsString>>(args: I, log: &mut Option<Log>) -> u8
     };
     let verbosity = if cli.quiet { -1 } else { i8::try_from(cli.verbose).unwrap_or(i8::MAX) };
     // Hooks and provisions leave a record in syslog: jail(8) shows hook output only on a console.
-    let syslog = matches!(cli.command, Command::Hook(_) | Command::Provision(_));
+    let syslog = matches!(cli.command, Command::Hook(_) | Command::Provision(_) | Command::Refresh(_));
     let log = log.insert(Log::new(verbosity, syslog));
     match execute(&cli, log) {
         Ok(code) => code,
@@ -137,14 +138,17 @@ fn execute(cli: &Cli, log: &Log) -> Result<u8> {
     // Host-side state never inside a jail (tenants' roots: once the database is open); doctor
     // reports that itself, with everything else.
     let flags = cli.settings.to_flags();
-    let needs_credentials = matches!(cli.command, Command::Provision(_) | Command::Hook(_) | Command::Doctor);
+    let needs_credentials = matches!(
+        cli.command,
+        Command::Provision(_) | Command::Refresh(_) | Command::Hook(_) | Command::Doctor { .. }
+    );
     let resolved = if needs_credentials {
         Settings::resolve(&flags, &env)
     } else {
         Settings::resolve_settings_only(&flags, &env, &|warning| log.warn(warning))
     };
     let resolved = resolved.and_then(|s| match cli.command {
-        Command::Doctor => Ok(s),
+        Command::Doctor { .. } => Ok(s),
         _ => host_state::check_settings(&s).map(|()| s),
     });
     let settings = match resolved {
@@ -154,16 +158,17 @@ fn execute(cli: &Cli, log: &Log) -> Result<u8> {
             Command::Hook(command) => {
                 return hook::settings_failed(&cli.settings.to_flags(), log, command, &e);
             }
-            Command::Doctor => return doctor::run_unresolved(&cli.settings.to_flags(), &e),
+            Command::Doctor { fix } => return doctor::run_unresolved(&cli.settings.to_flags(), &e, *fix),
             _ => return Err(e),
         },
     };
     match &cli.command {
         Command::Tenant(command) => operator::tenant(&settings, log, command),
         Command::Provision(args) => operator::provision(&settings, log, args),
+        Command::Refresh(args) => operator::refresh(&settings, log, args),
         Command::Hook(command) => hook::run(&settings, log, command),
         Command::Jail(command) => operator::jail(&settings, log, command),
         Command::Status { tenant, json } => operator::status(&settings, log, tenant.as_deref(), *json),
-        Command::Doctor => doctor::run(&settings),
+        Command::Doctor { fix } => doctor::run(&settings, *fix),
     }
 }

@@ -1,4 +1,5 @@
-//! The operator's verbs: `tenant …`, `provision`, `status`, `jail enable|disable`, `doctor`.
+//! The operator's verbs: `tenant …`, `provision`, `refresh`, `status`, `jail enable|disable`,
+//! `doctor`.
 //!
 //! Each verb validates its input, calls the store or the one provisioning pipeline, and prints.
 //! Output meant for scripts (`--json`) goes to stdout, through `output::print` (a closed pipe
@@ -9,7 +10,7 @@ use std::fmt::Write as _;
 use serde::Serialize;
 
 use crate::bastille;
-use crate::cli::{JailCommand, ProvisionArgs, TenantCommand, TenantOptions};
+use crate::cli::{JailCommand, ProvisionArgs, RefreshArgs, TenantCommand, TenantOptions};
 use crate::config::Settings;
 use crate::error::{Error, Result};
 use crate::exit;
@@ -88,6 +89,10 @@ fn apply_options(raw: &mut RawTenant, o: &TenantOptions, disallow: &[String]) ->
             raw.mount_point = Some(text(&dir.to_string_lossy()));
         }
     }
+    if let Some(command) = &o.on_change {
+        tenant::validate_on_change(command)?;
+        raw.on_change = Some(text(command));
+    }
     if !o.allow_name.is_empty() || !disallow.is_empty() {
         for name in o.allow_name.iter().chain(disallow) {
             tenant::validate_variable_name(name)?;
@@ -110,8 +115,9 @@ pub fn tenant(settings: &Settings, log: &Log, command: &TenantCommand) -> Result
         TenantCommand::Add { name, root, options } => tenant_add(settings, log, name, root, options),
         TenantCommand::List { json } => tenant_list(settings, log, *json),
         TenantCommand::Show { name, json } => tenant_show(settings, name, *json),
-        TenantCommand::Set { name, root, options, no_cleanup_on_stop, disallow_name } => {
-            tenant_set(settings, log, name, root.as_deref(), options, *no_cleanup_on_stop, disallow_name)
+        TenantCommand::Set { name, root, options, no_cleanup_on_stop, disallow_name, no_on_change } => {
+            let clear = Clear { cleanup_on_stop: *no_cleanup_on_stop, on_change: *no_on_change };
+            tenant_set(settings, log, name, root.as_deref(), options, clear, disallow_name)
         }
         TenantCommand::Remove { name } => {
             // Removing a tenant never puts host-side state inside a jail, and may be the fix.
@@ -209,15 +215,25 @@ fn tenant_show(settings: &Settings, name: &str, json: bool) -> Result<u8> {
     let store = existing_store(settings)?;
     let t = get_tenant(&store, name)?;
     let last = store.last_log(&t.name, Some(&STATUS_OUTCOMES))?;
+    let refresh = store.last_refresh(&t.name)?;
     if json {
         let mut value = serde_json::to_value(&t).map_err(json_error)?;
         value["last_provision"] =
             serde_json::to_value(last.as_ref().map(LastProvision::from)).map_err(json_error)?;
+        value["last_refresh"] =
+            serde_json::to_value(refresh.as_ref().map(LastRefresh::from)).map_err(json_error)?;
         output::print(&format!("{}\n", to_json(&value)?))?;
     } else {
-        output::print(&describe(&t, last.as_ref()))?;
+        output::print(&describe(&t, last.as_ref(), refresh.as_ref()))?;
     }
     Ok(exit::OK)
+}
+
+/// What `tenant set` turns off (`--no-…`).
+#[derive(Clone, Copy)]
+struct Clear {
+    cleanup_on_stop: bool,
+    on_change: bool,
 }
 
 fn tenant_set(
@@ -226,9 +242,10 @@ fn tenant_set(
     name: &str,
     root: Option<&std::path::Path>,
     options: &TenantOptions,
-    no_cleanup_on_stop: bool,
+    clear: Clear,
     disallow: &[String],
 ) -> Result<u8> {
+    let no_cleanup_on_stop = clear.cleanup_on_stop;
     // Not `existing_store`: moving a root away from host-side state must stay possible.
     let mut store = Store::open_existing(&settings.db)?.ok_or_else(|| missing_store(settings))?;
     let mut raw = store.get_raw(name)?.ok_or_else(|| Error::UnknownTenant(clean(name)))?;
@@ -240,6 +257,9 @@ fn tenant_set(
     apply_options(&mut raw, options, disallow)?;
     if no_cleanup_on_stop {
         raw.cleanup_on_stop = Some(Value::Integer(0));
+    }
+    if clear.on_change {
+        raw.on_change = Some(Value::Text(String::new()));
     }
     let t = raw.validate().map_err(|problem| {
         Error::Usage(format!(
@@ -302,6 +322,50 @@ fn check_root(log: &Log, store: &Store, t: &Tenant) -> Result<()> {
 /// Log outcomes `status` reports as the last provision (a dry run provisions nothing).
 const STATUS_OUTCOMES: [&str; 6] = ["written", "unchanged", "fresh", "failed", "removed", "absent"];
 
+/// The last refresh as `tenant show` and `status` show it.
+#[derive(Serialize)]
+struct LastRefresh {
+    at: String,
+    outcome: String,
+    /// Names whose value changed (`null`: not known, the file replaced was not colibri-vault's).
+    changed_keys: Option<Vec<String>>,
+    /// What the on-change command did (`null`: none ran).
+    on_change: Option<String>,
+    error: Option<String>,
+}
+
+impl From<&tenant::LogRow> for LastRefresh {
+    fn from(l: &tenant::LogRow) -> Self {
+        LastRefresh {
+            at: crate::clock::iso(l.at_unix),
+            outcome: clean(&l.outcome),
+            changed_keys: l.changed_keys.as_ref().map(|k| k.iter().map(|n| clean(n)).collect()),
+            on_change: l.on_change.as_deref().map(clean),
+            error: l.error.as_deref().map(clean),
+        }
+    }
+}
+
+impl LastRefresh {
+    /// "AT OUTCOME", then what changed and the on-change command's outcome, if any.
+    fn text(&self, with_keys: bool) -> String {
+        let mut text = format!("{} {}", self.at, self.outcome);
+        if with_keys && self.outcome == "written" {
+            match &self.changed_keys {
+                Some(keys) if keys.is_empty() => text.push_str(", no value changed"),
+                Some(keys) => {
+                    let _ = write!(text, ", changed: {}", keys.join(", "));
+                }
+                None => text.push_str(", the file replaced was not colibri-vault's"),
+            }
+        }
+        if let Some(on_change) = &self.on_change {
+            let _ = write!(text, ", on-change {on_change}");
+        }
+        text
+    }
+}
+
 /// The last provision as `tenant show` and `status` show it.
 #[derive(Serialize)]
 struct LastProvision {
@@ -324,7 +388,7 @@ impl From<&tenant::LogRow> for LastProvision {
     }
 }
 
-fn describe(t: &Tenant, last: Option<&tenant::LogRow>) -> String {
+fn describe(t: &Tenant, last: Option<&tenant::LogRow>, refresh: Option<&tenant::LogRow>) -> String {
     let last = last.map(LastProvision::from);
     let last_text = last.as_ref().map_or_else(
         || "never".to_owned(),
@@ -357,9 +421,11 @@ fn describe(t: &Tenant, last: Option<&tenant::LogRow>) -> String {
             "allowed names",
             if t.options.allow_names.is_empty() { "-".into() } else { t.options.allow_names.join(", ") },
         ),
+        ("on change", t.options.on_change.as_deref().map_or_else(|| "-".into(), clean)),
         ("created", t.created_at.as_deref().map_or_else(|| "-".into(), clean)),
         ("updated", t.updated_at.as_deref().map_or_else(|| "-".into(), clean)),
         ("last provision", last_text),
+        ("last refresh", refresh.map_or_else(|| "never".into(), |r| LastRefresh::from(r).text(true))),
     ];
     if let Some(error) = last.and_then(|l| l.error) {
         rows.push(("last error", error));
@@ -426,6 +492,27 @@ impl Table {
     }
 }
 
+/// The requests for `--all` (every tenant not destroyed) or the named jails (each a tenant).
+fn requests(store: &Store, all: bool, jails: &[String]) -> Result<Vec<Request>> {
+    if all {
+        // Every row, as stored: one that fails validation is still requested, so that the
+        // pipeline reports it (and the exit status says so) while every other tenant is served.
+        return Ok(store
+            .list_raw()?
+            .into_iter()
+            .filter(|raw| raw.status != Value::Text("destroyed".into()))
+            .map(|raw| Request::named(&raw.name))
+            .collect());
+    }
+    for jail in jails {
+        tenant::validate_name(jail)?;
+        if store.get_raw(jail)?.is_none() {
+            return Err(Error::UnknownTenant(clean(jail)));
+        }
+    }
+    Ok(jails.iter().map(|j| Request::named(j)).collect())
+}
+
 pub fn provision(settings: &Settings, log: &Log, args: &ProvisionArgs) -> Result<u8> {
     if args.boot && !args.all {
         return Err(Error::Usage(
@@ -433,24 +520,7 @@ pub fn provision(settings: &Settings, log: &Log, args: &ProvisionArgs) -> Result
         ));
     }
     let mut store = existing_store(settings)?;
-    let requests: Vec<Request> = if args.all {
-        // Every row, as stored: one that fails validation is still requested, so that the
-        // pipeline reports it (and the exit status says so) while every other tenant is served.
-        store
-            .list_raw()?
-            .into_iter()
-            .filter(|raw| raw.status != Value::Text("destroyed".into()))
-            .map(|raw| Request::named(&raw.name))
-            .collect()
-    } else {
-        for jail in &args.jails {
-            tenant::validate_name(jail)?;
-            if store.get_raw(jail)?.is_none() {
-                return Err(Error::UnknownTenant(clean(jail)));
-            }
-        }
-        args.jails.iter().map(|j| Request::named(j)).collect()
-    };
+    let requests = requests(&store, args.all, &args.jails)?;
     let trigger = if args.boot { Trigger::Boot } else { Trigger::Manual };
     let opts = Options { trigger, dry_run: args.dry_run, use_freshness: false };
     let run = provision::run(&Ctx { settings, log }, &mut store, &requests, opts);
@@ -478,6 +548,25 @@ pub fn provision(settings: &Settings, log: &Log, args: &ProvisionArgs) -> Result
     Ok(run.exit_code())
 }
 
+/// `refresh`: the pipeline with trigger `refresh` (one vault session, rewriting only what
+/// changed), which then runs the on-change command of each tenant whose content changed. The
+/// exit status is the first failure's: a write's, else an on-change command's (69).
+pub fn refresh(settings: &Settings, log: &Log, args: &RefreshArgs) -> Result<u8> {
+    let mut store = existing_store(settings)?;
+    let requests = requests(&store, args.all, &args.jails)?;
+    let opts = Options { trigger: Trigger::Refresh, dry_run: false, use_freshness: false };
+    let run = provision::run(&Ctx { settings, log }, &mut store, &requests, opts);
+    let changed = run.reports.iter().filter(|r| matches!(r.result, Ok(Done::Written { .. }))).count();
+    let failed = run.reports.iter().filter(|r| r.result.is_err()).count();
+    let commands_failed = run.commands.iter().filter(|c| c.result.is_err()).count();
+    log.info(&format!(
+        "refresh: {} tenants, {changed} rewritten, {failed} failed; {} on-change commands, {commands_failed} failed",
+        run.reports.len(),
+        run.commands.len()
+    ));
+    Ok(run.exit_code())
+}
+
 #[derive(Serialize)]
 struct StatusRow {
     tenant: String,
@@ -487,6 +576,7 @@ struct StatusRow {
     trigger: Option<String>,
     keys: Option<usize>,
     error: Option<String>,
+    last_refresh: Option<LastRefresh>,
     delivery: Option<String>,
     /// What is mounted for the tenant (delivery memory, or left from it).
     mounts: Vec<crate::memfs::MountReport>,
@@ -557,6 +647,7 @@ pub fn status(settings: &Settings, log: &Log, only: Option<&str>, json: bool) ->
                         delivery: None,
                         mounts: Vec::new(),
                         mounts_text: "-".into(),
+                        last_refresh: None,
                     });
                 }
                 continue;
@@ -565,6 +656,7 @@ pub fn status(settings: &Settings, log: &Log, only: Option<&str>, json: bool) ->
         let last = store.last_log(&t.name, Some(&STATUS_OUTCOMES))?;
         let last = last.as_ref().map(LastProvision::from);
         let (mounts, mounts_text) = mounts_of(settings, &mut table, t)?;
+        let refresh = store.last_refresh(&t.name)?;
         rows.push(StatusRow {
             delivery: Some(format!("{}/{}", t.options.delivery, t.options.layout)),
             mounts,
@@ -576,6 +668,7 @@ pub fn status(settings: &Settings, log: &Log, only: Option<&str>, json: bool) ->
             trigger: last.as_ref().map(|l| l.trigger.clone()),
             keys: last.as_ref().and_then(|l| l.keys),
             error: last.and_then(|l| l.error),
+            last_refresh: refresh.as_ref().map(LastRefresh::from),
         });
     }
     if json {
@@ -587,6 +680,7 @@ pub fn status(settings: &Settings, log: &Log, only: Option<&str>, json: bool) ->
             "LAST PROVISION",
             "OUTCOME",
             "KEYS",
+            "LAST REFRESH",
             "DELIVERY",
             "MOUNTS",
             "ERROR",
@@ -598,6 +692,7 @@ pub fn status(settings: &Settings, log: &Log, only: Option<&str>, json: bool) ->
                 r.last_provision.unwrap_or_else(|| "never".into()),
                 r.outcome.unwrap_or_else(|| "-".into()),
                 r.keys.map_or_else(|| "-".into(), |k| k.to_string()),
+                r.last_refresh.map_or_else(|| "never".into(), |l| l.text(false)),
                 r.delivery.unwrap_or_else(|| "-".into()),
                 r.mounts_text,
                 r.error.unwrap_or_default(),

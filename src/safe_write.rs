@@ -32,8 +32,9 @@
 //!   first, to name the variable); what is read back or compared is bounded the same.
 //!
 //! The interface stays small for what builds on it: [`open_dir_nofollow`] (the root walk),
-//! [`inspect`] and [`Current`] (what is there, judged), [`write()`] and [`Outcome`], [`remove`],
-//! [`MAX_FILE`]. Anything new that writes beneath a root (another layout, say a directory of
+//! [`inspect`] and [`Current`] (what is there, judged, and its [`FileId`]), [`write()`] and
+//! [`Outcome`] ([`write_identified`] also says which inode now holds the content), [`remove`]
+//! and [`remove_if`] (only while the name still leads to a given inode), [`MAX_FILE`]. Anything new that writes beneath a root (another layout, say a directory of
 //! files swapped in with one rename) keeps the same discipline: create `O_EXCL` under a parent
 //! walked without links; refuse flagged names before creating anything; look again right before
 //! the first secret byte; discard through its own descriptors on every failure path (as `Temp`
@@ -73,6 +74,22 @@ pub const MAX_FILE_TEXT: &str = "16 MiB (16777216 bytes)";
 pub enum Outcome {
     Written,
     Unchanged,
+}
+
+/// A file's device and inode: the same file whatever name or jail root it is reached by (a
+/// hard link, a directory mounted into another jail). A copy, or a ZFS clone (another
+/// device), is another file.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FileId {
+    pub dev: u64,
+    pub ino: u64,
+}
+
+impl FileId {
+    #[allow(clippy::useless_conversion, reason = "dev_t and ino_t are not u64 on every target")]
+    fn of(st: &FileStat) -> FileId {
+        FileId { dev: u64::from(st.st_dev), ino: u64::from(st.st_ino) }
+    }
 }
 
 #[cfg(target_os = "freebsd")]
@@ -320,9 +337,15 @@ fn meta_problem(st: &FileStat, owner: Owner) -> Option<String> {
 pub struct Current {
     bytes: Zeroizing<Vec<u8>>,
     problem: Option<String>,
+    id: FileId,
 }
 
 impl Current {
+    /// Its device and inode (of the descriptor its content was read from).
+    pub fn id(&self) -> FileId {
+        self.id
+    }
+
     /// Why it is not what [`write()`] leaves (mode, owner, links, size), if it is not.
     pub fn problem(&self) -> Option<&str> {
         self.problem.as_deref()
@@ -369,7 +392,7 @@ fn current(dir: &OwnedFd, name: &OsStr, full: &Path, owner: Owner, verb: &str) -
         }
     }
     let problem = (!problems.is_empty()).then(|| problems.join(", "));
-    Ok(Some(Current { bytes, problem }))
+    Ok(Some(Current { bytes, problem, id: FileId::of(&st) }))
 }
 
 /// The env file `root/rel` as it is now, `None` if absent; an error if it is not a regular file.
@@ -385,6 +408,14 @@ pub fn inspect_in(dir: &OwnedFd, name: &OsStr, full: &Path, owner: Owner) -> Res
     current(dir, name, full, owner, "touch")
 }
 
+/// The device and inode of the regular file `root/rel`, `None` if nothing is there; no link is
+/// followed and nothing is read.
+pub fn id_at(root: &Path, rel: &Path) -> Result<Option<FileId>> {
+    let full = root.join(rel);
+    let (dir, name) = open_parent(root, rel)?;
+    Ok(lstat_at(&dir, name, &full)?.filter(is_regular).map(|st| FileId::of(&st)))
+}
+
 /// Writes `bytes` to `root/rel` atomically, mode 0600, owned by `owner`, unless the file
 /// already holds exactly that ([`Current::holds`]). `check` must accept the bytes read back
 /// from the temporary file before it replaces the old one. On failure, nothing new is left
@@ -396,10 +427,23 @@ pub fn write(
     owner: Owner,
     check: &dyn Fn(&[u8]) -> bool,
 ) -> Result<Outcome> {
+    write_identified(root, rel, bytes, owner, check).map(|(outcome, _)| outcome)
+}
+
+/// [`write()`], and the device and inode that hold the content now: the file left alone, or
+/// the temporary file renamed into place (taken from our own descriptor, not looked up by name,
+/// which the jail could have changed meanwhile).
+pub fn write_identified(
+    root: &Path,
+    rel: &Path,
+    bytes: &[u8],
+    owner: Owner,
+    check: &dyn Fn(&[u8]) -> bool,
+) -> Result<(Outcome, FileId)> {
     let full = root.join(rel);
     too_large(bytes, &full)?;
     let (dir, name) = open_parent(root, rel)?;
-    write_in(&dir, name, &full, bytes, owner, check)
+    write_in_identified(&dir, name, &full, bytes, owner, check)
 }
 
 /// [`write()`] for the file `name` in the directory open at `dir` (`full`: its path, for
@@ -413,12 +457,24 @@ pub fn write_in(
     owner: Owner,
     check: &dyn Fn(&[u8]) -> bool,
 ) -> Result<Outcome> {
+    write_in_identified(dir, name, full, bytes, owner, check).map(|(outcome, _)| outcome)
+}
+
+/// [`write_in`], and the device and inode that hold the content now (see [`write_identified`]).
+pub fn write_in_identified(
+    dir: &OwnedFd,
+    name: &OsStr,
+    full: &Path,
+    bytes: &[u8],
+    owner: Owner,
+    check: &dyn Fn(&[u8]) -> bool,
+) -> Result<(Outcome, FileId)> {
     too_large(bytes, full)?;
     sweep(dir, name, full)?;
     if let Some(current) = current(dir, name, full, owner, "replace")?
         && current.holds(|b| b == bytes)
     {
-        return Ok(Outcome::Unchanged);
+        return Ok((Outcome::Unchanged, current.id));
     }
     removable(dir, name, full)?;
 
@@ -428,7 +484,7 @@ pub fn write_in(
         return Err(temp.discard_after(e));
     }
     fsync(dir).map_err(|e| Error::write(full, format!("could not sync the directory: {}", describe(e))))?;
-    Ok(Outcome::Written)
+    Ok((Outcome::Written, FileId::of(&temp.created)))
 }
 
 fn too_large(bytes: &[u8], full: &Path) -> Result<()> {
@@ -777,10 +833,21 @@ impl Drop for Temp<'_> {
 
 /// Removes `root/rel` if it is a regular file. `Ok(false)`: nothing was there.
 pub fn remove(root: &Path, rel: &Path) -> Result<bool> {
+    remove_matching(root, rel, None)
+}
+
+/// Removes `root/rel` if it is still the regular file `id` (what was judged is what goes, not a
+/// file the jail put under that name since). `Ok(false)`: nothing, or another file, is there.
+pub fn remove_if(root: &Path, rel: &Path, id: FileId) -> Result<bool> {
+    remove_matching(root, rel, Some(id))
+}
+
+fn remove_matching(root: &Path, rel: &Path, id: Option<FileId>) -> Result<bool> {
     let full = root.join(rel);
     let (dir, name) = open_parent(root, rel)?;
     match lstat_at(&dir, name, &full)? {
         None => Ok(false),
+        Some(st) if id.is_some_and(|id| id != FileId::of(&st)) => Ok(false),
         Some(st) if is_regular(&st) => {
             unlinkat(&dir, name, UnlinkatFlags::NoRemoveDir).map_err(|e| {
                 let why = match (e, flags::of(dir.as_fd(), Some(name))) {

@@ -2,8 +2,11 @@
 //!
 //! colibri's `tenants` table is kept exactly as colibri-daemon defines it, so an existing
 //! database works unchanged; it is created when absent. colibri-vault's own data lives in
-//! tables of its own: per-tenant options, an append-only provision log and a schema version.
-//! The database never holds a secret value: the log keeps key names and a content hash only.
+//! tables of its own: per-tenant options, an append-only provision log, a record of every env
+//! file written (tenant, jail root, path, device and inode, content hash: what tells a cloned
+//! jail's copy from the tenant's own file) and a schema version. The database never holds a
+//! secret value, nor anything a value could be guessed from: the log keeps key names and the
+//! hash of whole files only.
 
 use std::fmt;
 use std::fmt::Write as _;
@@ -24,13 +27,17 @@ pub const SCHEMA_VERSION: i64 = 3;
 
 /// Columns added to `colibri_vault_tenant_options` after version 1, with the version that added
 /// them: a database of an older colibri-vault gets them (with their defaults) when opened.
-const ADDED_OPTION_COLUMNS: [(i64, &str, &str); 4] = [
+const ADDED_OPTION_COLUMNS: [(i64, &str, &str); 5] = [
     (2, "allow_names", "TEXT NOT NULL DEFAULT ''"),
     (3, "delivery", "TEXT NOT NULL DEFAULT 'file'"),
     (3, "layout", "TEXT NOT NULL DEFAULT 'env'"),
     // '' means the default for the delivery (`delivery::default_dir`).
     (3, "mount_point", "TEXT NOT NULL DEFAULT ''"),
+    (3, "on_change", "TEXT NOT NULL DEFAULT ''"),
 ];
+
+/// Columns added to `colibri_vault_provision_log` after version 1, as for the options.
+const ADDED_LOG_COLUMNS: [(i64, &str, &str); 2] = [(3, "changed_keys", "TEXT"), (3, "on_change", "TEXT")];
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS tenants (
@@ -56,7 +63,8 @@ CREATE TABLE IF NOT EXISTS colibri_vault_tenant_options (
     allow_names TEXT NOT NULL DEFAULT '',
     delivery TEXT NOT NULL DEFAULT 'file',
     layout TEXT NOT NULL DEFAULT 'env',
-    mount_point TEXT NOT NULL DEFAULT ''
+    mount_point TEXT NOT NULL DEFAULT '',
+    on_change TEXT NOT NULL DEFAULT ''
 );
 CREATE TABLE IF NOT EXISTS colibri_vault_provision_log (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -71,10 +79,25 @@ CREATE TABLE IF NOT EXISTS colibri_vault_provision_log (
     outcome TEXT NOT NULL,
     duration_ms INTEGER NOT NULL,
     bw_calls INTEGER NOT NULL,
-    error TEXT
+    error TEXT,
+    changed_keys TEXT,
+    on_change TEXT
 );
 CREATE INDEX IF NOT EXISTS colibri_vault_provision_log_tenant
     ON colibri_vault_provision_log (tenant_id, id);
+CREATE INDEX IF NOT EXISTS colibri_vault_provision_log_hash
+    ON colibri_vault_provision_log (content_hash);
+CREATE TABLE IF NOT EXISTS colibri_vault_files (
+    tenant_id TEXT NOT NULL,
+    path TEXT NOT NULL,
+    jail_root TEXT NOT NULL,
+    dev INTEGER NOT NULL,
+    ino INTEGER NOT NULL,
+    content_hash TEXT NOT NULL,
+    at_unix INTEGER NOT NULL,
+    PRIMARY KEY (tenant_id, path)
+);
+CREATE INDEX IF NOT EXISTS colibri_vault_files_inode ON colibri_vault_files (dev, ino);
 ";
 
 /// What a hook does when provisioning fails.
@@ -156,6 +179,8 @@ pub struct Options {
     /// The secrets directory as the jail sees it (`--mount-point`); `None`: the delivery's
     /// default (`delivery::default_dir`).
     pub mount_point: Option<PathBuf>,
+    /// Run inside the jail (`jexec -l JAIL sh -c …`) when `refresh` changed the env file.
+    pub on_change: Option<String>,
 }
 
 impl Options {
@@ -178,6 +203,7 @@ impl Default for Options {
             delivery: Delivery::File,
             layout: Layout::Env,
             mount_point: None,
+            on_change: None,
         }
     }
 }
@@ -208,6 +234,35 @@ pub struct LogRow {
     pub duration_ms: u64,
     pub bw_calls: u32,
     pub error: Option<String>,
+    /// For a write: the names whose value was added, changed or removed (`None`: not known,
+    /// the file replaced was not the one colibri-vault last wrote for this tenant).
+    pub changed_keys: Option<Vec<String>>,
+    /// For a refresh that changed the file: what became of the tenant's on-change command.
+    pub on_change: Option<String>,
+    /// The file written or found unchanged, for the record of files (cloned-jail detection).
+    #[serde(skip)]
+    pub file: Option<FileRecord>,
+}
+
+/// An env file colibri-vault wrote (or found unchanged) for a tenant: where, which inode, what
+/// content (its hash). Never a value.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FileRecord {
+    pub tenant: String,
+    pub root: PathBuf,
+    /// The env path, relative to the root.
+    pub path: PathBuf,
+    pub id: crate::safe_write::FileId,
+    pub content_hash: String,
+}
+
+/// `u64` device and inode numbers as `SQLite`'s signed integers (bit for bit), and back.
+fn to_sql_u64(v: u64) -> i64 {
+    i64::from_ne_bytes(v.to_ne_bytes())
+}
+
+fn from_sql_u64(v: i64) -> u64 {
+    u64::from_ne_bytes(v.to_ne_bytes())
 }
 
 impl LogRow {
@@ -232,7 +287,28 @@ impl LogRow {
             duration_ms,
             bw_calls: 0,
             error,
+            changed_keys: None,
+            on_change: None,
+            file: None,
         }
+    }
+}
+
+/// A tenant's on-change command: one line of sh run inside the jail, printable (it is shown in
+/// `tenant show` and logs), at most 1024 bytes. Never a place for a secret: it is in argv.
+pub fn validate_on_change(command: &str) -> Result<()> {
+    // A leading '-' would be read by sh as options, not as the command.
+    let ok = !command.trim().is_empty()
+        && command.len() <= 1024
+        && !command.starts_with('-')
+        && !command.chars().any(char::is_control);
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::Usage(format!(
+            "on-change command {:?} must be one non-empty line of at most 1024 bytes, without control characters and not starting with '-' (it runs as sh -c COMMAND inside the jail; clear it with --no-on-change)",
+            crate::sanitize::clean(command)
+        )))
     }
 }
 
@@ -416,16 +492,19 @@ impl Store {
         // Columns of later versions, added to a database created by an older colibri-vault (a
         // new database already has them: SCHEMA is the latest).
         let version = version.unwrap_or(SCHEMA_VERSION);
-        let existing: Vec<String> = conn
-            .prepare("SELECT name FROM pragma_table_info('colibri_vault_tenant_options')")
-            .and_then(|mut stmt| stmt.query_map([], |r| r.get(0))?.collect())
-            .map_err(db)?;
-        for (_, column, definition) in ADDED_OPTION_COLUMNS.iter().filter(|(v, ..)| *v > version) {
-            if !existing.iter().any(|c| c == column) {
-                conn.execute_batch(&format!(
-                    "ALTER TABLE colibri_vault_tenant_options ADD COLUMN {column} {definition}"
-                ))
+        for (table, added) in [
+            ("colibri_vault_tenant_options", &ADDED_OPTION_COLUMNS[..]),
+            ("colibri_vault_provision_log", &ADDED_LOG_COLUMNS[..]),
+        ] {
+            let existing: Vec<String> = conn
+                .prepare(&format!("SELECT name FROM pragma_table_info('{table}')"))
+                .and_then(|mut stmt| stmt.query_map([], |r| r.get(0))?.collect())
                 .map_err(db)?;
+            for (_, column, definition) in added.iter().filter(|(v, ..)| *v > version) {
+                if !existing.iter().any(|c| c == column) {
+                    conn.execute_batch(&format!("ALTER TABLE {table} ADD COLUMN {column} {definition}"))
+                        .map_err(db)?;
+                }
             }
         }
         conn.execute(
@@ -557,13 +636,16 @@ impl Store {
         Ok(n > 0)
     }
 
-    /// Appends a log row; on success also marks the tenant `active`. One transaction.
-    pub fn record(&mut self, row: &LogRow) -> Result<()> {
+    /// Appends a log row and returns its id; on success also marks the tenant `active`, and
+    /// records the file written (or found unchanged), if any. One transaction.
+    pub fn record(&mut self, row: &LogRow) -> Result<i64> {
         let tx = self.conn.transaction().map_err(|e| Error::sqlite(&self.path, &e))?;
         tx.execute(
             "INSERT INTO colibri_vault_provision_log
-             (at_unix, at, tenant_id, jail, jid, trigger, keys, content_hash, outcome, duration_ms, bw_calls, error)
-             VALUES (?1, strftime('%Y-%m-%dT%H:%M:%SZ', ?1, 'unixepoch'), ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+             (at_unix, at, tenant_id, jail, jid, trigger, keys, content_hash, outcome, duration_ms, bw_calls, error,
+              changed_keys, on_change)
+             VALUES (?1, strftime('%Y-%m-%dT%H:%M:%SZ', ?1, 'unixepoch'), ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11,
+              ?12, ?13)",
             params![
                 row.at_unix,
                 row.tenant,
@@ -575,10 +657,13 @@ impl Store {
                 row.outcome,
                 i64::try_from(row.duration_ms).unwrap_or(i64::MAX),
                 row.bw_calls,
-                row.error
+                row.error,
+                row.changed_keys.as_ref().map(|k| k.join(",")),
+                row.on_change
             ],
         )
         .map_err(|e| Error::sqlite(&self.path, &e))?;
+        let id = tx.last_insert_rowid();
         if FRESH_OUTCOMES.contains(&row.outcome.as_str()) {
             tx.execute(
                 "UPDATE tenants SET status = 'active', updated_at = strftime('%Y-%m-%dT%H:%M:%SZ','now') WHERE tenant_id = ?1",
@@ -586,20 +671,133 @@ impl Store {
             )
             .map_err(|e| Error::sqlite(&self.path, &e))?;
         }
-        tx.commit().map_err(|e| Error::sqlite(&self.path, &e))
+        if let Some(file) = &row.file {
+            tx.execute(
+                "INSERT OR REPLACE INTO colibri_vault_files
+                 (tenant_id, path, jail_root, dev, ino, content_hash, at_unix) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                params![
+                    file.tenant,
+                    path_text(&file.path),
+                    path_text(&file.root),
+                    to_sql_u64(file.id.dev),
+                    to_sql_u64(file.id.ino),
+                    file.content_hash,
+                    row.at_unix
+                ],
+            )
+            .map_err(|e| Error::sqlite(&self.path, &e))?;
+        }
+        tx.commit().map_err(|e| Error::sqlite(&self.path, &e))?;
+        Ok(id)
+    }
+
+    /// What became of the on-change command of the refresh logged as row `id`.
+    pub fn set_on_change(&mut self, id: i64, outcome: &str) -> Result<()> {
+        self.conn
+            .execute(
+                "UPDATE colibri_vault_provision_log SET on_change = ?2 WHERE id = ?1",
+                params![id, outcome],
+            )
+            .map(drop)
+            .map_err(|e| self.err(&e))
+    }
+
+    /// The record of the file at `path` of `tenant`'s jail, if colibri-vault wrote one.
+    pub fn file_of(&self, tenant: &str, path: &Path) -> Result<Option<FileRecord>> {
+        self.conn
+            .query_row(
+                &format!("{SELECT_FILE} WHERE tenant_id = ?1 AND path = ?2"),
+                params![tenant, path_text(path)],
+                file_from_row,
+            )
+            .optional()
+            .map_err(|e| self.err(&e))
+    }
+
+    /// Records of files with this device and inode (a hard link or the same file seen through
+    /// another jail's root shares them).
+    pub fn files_with_id(&self, id: crate::safe_write::FileId) -> Result<Vec<FileRecord>> {
+        let mut stmt = self
+            .conn
+            .prepare(&format!("{SELECT_FILE} WHERE dev = ?1 AND ino = ?2"))
+            .map_err(|e| self.err(&e))?;
+        let rows = stmt
+            .query_map(params![to_sql_u64(id.dev), to_sql_u64(id.ino)], file_from_row)
+            .map_err(|e| self.err(&e))?;
+        rows.map(|r| r.map_err(|e| self.err(&e))).collect()
+    }
+
+    /// The env paths of every file colibri-vault has written, each once: where a cloned jail
+    /// would carry one.
+    pub fn file_paths(&self) -> Result<Vec<PathBuf>> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT DISTINCT path FROM colibri_vault_files ORDER BY path")
+            .map_err(|e| self.err(&e))?;
+        let rows = stmt.query_map([], |r| r.get::<_, String>(0)).map_err(|e| self.err(&e))?;
+        rows.map(|r| r.map(PathBuf::from).map_err(|e| self.err(&e))).collect()
+    }
+
+    /// The tenants whose env file has ever had the content hash `hash` with at least one key in
+    /// it (from the provision log, removed tenants included), the most recent first. A file
+    /// without a key holds no secret, and every tenant with an empty collection has the same.
+    pub fn tenants_with_hash(&self, hash: &str) -> Result<Vec<String>> {
+        let mut stmt = self
+            .conn
+            .prepare(
+                "SELECT tenant_id FROM colibri_vault_provision_log WHERE content_hash = ?1 AND keys != ''
+                 GROUP BY tenant_id ORDER BY max(id) DESC",
+            )
+            .map_err(|e| self.err(&e))?;
+        let rows = stmt.query_map([hash], |r| r.get::<_, String>(0)).map_err(|e| self.err(&e))?;
+        rows.map(|r| r.map_err(|e| self.err(&e))).collect()
+    }
+
+    /// Forgets the file records of `tenant` at `path` (its file was removed).
+    pub fn forget_file(&mut self, tenant: &str, path: &Path) -> Result<()> {
+        self.conn
+            .execute(
+                "DELETE FROM colibri_vault_files WHERE tenant_id = ?1 AND path = ?2",
+                params![tenant, path_text(path)],
+            )
+            .map(drop)
+            .map_err(|e| self.err(&e))
     }
 
     /// The newest log row for `tenant`, optionally only among `outcomes`.
     pub fn last_log(&self, tenant: &str, outcomes: Option<&[&str]>) -> Result<Option<LogRow>> {
+        self.last_log_of(tenant, outcomes, None)
+    }
+
+    /// The newest log row of a refresh for `tenant` (written, unchanged or failed).
+    pub fn last_refresh(&self, tenant: &str) -> Result<Option<LogRow>> {
+        self.last_log_of(tenant, Some(&["written", "unchanged", "failed"]), Some("refresh"))
+    }
+
+    /// The newest log row for `tenant`, optionally only among `outcomes` and of one trigger
+    /// (both are constants of this crate, never input).
+    fn last_log_of(
+        &self,
+        tenant: &str,
+        outcomes: Option<&[&str]>,
+        trigger: Option<&'static str>,
+    ) -> Result<Option<LogRow>> {
         let mut sql = String::from(
-            "SELECT at_unix, tenant_id, jail, jid, trigger, keys, content_hash, outcome, duration_ms, bw_calls, error
+            "SELECT at_unix, tenant_id, jail, jid, trigger, keys, content_hash, outcome, duration_ms, bw_calls, error,
+                    changed_keys, on_change
              FROM colibri_vault_provision_log WHERE tenant_id = ?1",
         );
         if let Some(outcomes) = outcomes {
             let list: Vec<String> = outcomes.iter().map(|o| format!("'{o}'")).collect();
             let _ = write!(sql, " AND outcome IN ({})", list.join(","));
         }
+        if let Some(trigger) = trigger {
+            let _ = write!(sql, " AND trigger = '{trigger}'");
+        }
         sql.push_str(" ORDER BY id DESC LIMIT 1");
+        let names = |list: String| -> Vec<String> {
+            if list.is_empty() { Vec::new() } else { list.split(',').map(str::to_owned).collect() }
+        };
         self.conn
             .query_row(&sql, [tenant], |r| {
                 let keys: String = r.get(5)?;
@@ -609,16 +807,15 @@ impl Store {
                     jail: r.get(2)?,
                     jid: r.get(3)?,
                     trigger: r.get(4)?,
-                    keys: if keys.is_empty() {
-                        Vec::new()
-                    } else {
-                        keys.split(',').map(str::to_owned).collect()
-                    },
+                    keys: names(keys),
                     content_hash: r.get(6)?,
                     outcome: r.get(7)?,
                     duration_ms: u64::try_from(r.get::<_, i64>(8)?).unwrap_or(0),
                     bw_calls: r.get(9)?,
                     error: r.get(10)?,
+                    changed_keys: r.get::<_, Option<String>>(11)?.map(names),
+                    on_change: r.get(12)?,
+                    file: None,
                 })
             })
             .optional()
@@ -656,8 +853,21 @@ impl Store {
 const SELECT_TENANT: &str = "
 SELECT t.tenant_id, t.jail_root_path, t.collection_id, t.status, t.created_at, t.updated_at,
        o.env_path, o.format, o.owner_uid, o.owner_gid, o.on_failure, o.cleanup_on_stop, o.allow_names,
-       o.delivery, o.layout, o.mount_point
+       o.delivery, o.layout, o.mount_point, o.on_change
 FROM tenants t LEFT JOIN colibri_vault_tenant_options o ON o.tenant_id = t.tenant_id";
+
+const SELECT_FILE: &str =
+    "SELECT tenant_id, path, jail_root, dev, ino, content_hash FROM colibri_vault_files";
+
+fn file_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<FileRecord> {
+    Ok(FileRecord {
+        tenant: r.get(0)?,
+        path: PathBuf::from(r.get::<_, String>(1)?),
+        root: PathBuf::from(r.get::<_, String>(2)?),
+        id: crate::safe_write::FileId { dev: from_sql_u64(r.get(3)?), ino: from_sql_u64(r.get(4)?) },
+        content_hash: r.get(5)?,
+    })
+}
 
 /// How long a statement waits for another process's write lock before it fails (`SQLite`'s busy
 /// timeout): colibri-daemon and other colibri-vault runs share the database.
@@ -684,6 +894,7 @@ pub struct RawTenant {
     pub delivery: Option<rusqlite::types::Value>,
     pub layout: Option<rusqlite::types::Value>,
     pub mount_point: Option<rusqlite::types::Value>,
+    pub on_change: Option<rusqlite::types::Value>,
 }
 
 impl RawTenant {
@@ -708,6 +919,7 @@ impl RawTenant {
             delivery: None,
             layout: None,
             mount_point: None,
+            on_change: None,
         }
     }
 
@@ -735,6 +947,7 @@ impl RawTenant {
             delivery: option(13)?,
             layout: option(14)?,
             mount_point: option(15)?,
+            on_change: option(16)?,
         })
     }
 
@@ -789,6 +1002,13 @@ impl RawTenant {
             None => defaults.allow_names,
             Some(list) => parse_allow_names(&list).map_err(|e| problem("allowed names", &e))?,
         };
+        let on_change = match parsed("on-change command", &self.on_change)? {
+            Some(command) if !command.is_empty() => {
+                validate_on_change(&command).map_err(|e| problem("on-change command", &e))?;
+                Some(command)
+            }
+            _ => defaults.on_change,
+        };
         let delivery = match parsed("delivery", &self.delivery)? {
             None => defaults.delivery,
             Some(d) => d.parse().map_err(|e| problem("delivery", &e))?,
@@ -816,6 +1036,7 @@ impl RawTenant {
             delivery,
             layout,
             mount_point,
+            on_change,
         };
         delivery::check(options.delivery, options.layout, &options.secrets_dir(), &options.env_path)?;
         let status = text("status", &self.status)?;
@@ -872,8 +1093,8 @@ fn write_options(tx: &rusqlite::Transaction<'_>, tenant: &Tenant) -> rusqlite::R
     tx.execute(
         "INSERT OR REPLACE INTO colibri_vault_tenant_options
          (tenant_id, env_path, format, owner_uid, owner_gid, on_failure, cleanup_on_stop, allow_names,
-          delivery, layout, mount_point)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+          delivery, layout, mount_point, on_change)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
         params![
             tenant.name,
             path_text(&o.env_path),
@@ -885,7 +1106,8 @@ fn write_options(tx: &rusqlite::Transaction<'_>, tenant: &Tenant) -> rusqlite::R
             o.allow_names.join(","),
             o.delivery.to_string(),
             o.layout.to_string(),
-            o.mount_point.as_deref().map(path_text).unwrap_or_default()
+            o.mount_point.as_deref().map(path_text).unwrap_or_default(),
+            o.on_change.as_deref().unwrap_or_default()
         ],
     )
 }
@@ -897,6 +1119,7 @@ fn path_text(path: &Path) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::safe_write::FileId;
 
     #[test]
     fn names_follow_bastille() {
@@ -988,6 +1211,9 @@ mod tests {
             duration_ms: 5,
             bw_calls: 0,
             error: None,
+            changed_keys: None,
+            on_change: None,
+            file: None,
         };
         store.record(&row).unwrap();
         assert_eq!(store.get("web").unwrap().unwrap().status, "active");
@@ -996,6 +1222,85 @@ mod tests {
         assert!(store.remove("web").unwrap());
         assert!(store.get("web").unwrap().is_none());
         assert!(store.last_log("web", None).unwrap().is_some(), "the log is kept");
+    }
+
+    #[test]
+    fn on_change_commands_are_one_printable_line() {
+        for ok in
+            ["service nginx reload", "cd /srv && ./reload.sh", " -x is an argument here", &"x".repeat(1024)]
+        {
+            assert!(validate_on_change(ok).is_ok(), "{ok}");
+        }
+        for bad in ["", "  ", "-i", "a\nb", "a\rb", "a\u{1b}[2Jb", "a\u{85}b", &"x".repeat(1025)] {
+            assert_eq!(validate_on_change(bad).unwrap_err().exit_code(), 64, "{bad:?}");
+        }
+    }
+
+    /// A database of schema 2 (before refresh and the record of files) gets the new columns
+    /// and tables when opened, keeps its rows, and works.
+    #[test]
+    fn a_schema_2_database_is_upgraded_in_place() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("colibri.sqlite");
+        let conn = Connection::open(&path).unwrap();
+        conn.execute_batch(
+            "CREATE TABLE tenants (tenant_id TEXT PRIMARY KEY, jail_root_path TEXT NOT NULL,
+             collection_id TEXT NOT NULL UNIQUE, status TEXT NOT NULL, created_at, updated_at);
+             CREATE TABLE colibri_vault_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+             INSERT INTO colibri_vault_meta VALUES ('schema_version', '2');
+             CREATE TABLE colibri_vault_tenant_options (tenant_id TEXT PRIMARY KEY,
+             env_path TEXT NOT NULL DEFAULT '.env', format TEXT NOT NULL DEFAULT 'sh',
+             owner_uid INTEGER NOT NULL DEFAULT 0, owner_gid INTEGER NOT NULL DEFAULT 0,
+             on_failure TEXT NOT NULL DEFAULT 'continue', cleanup_on_stop INTEGER NOT NULL DEFAULT 0,
+             allow_names TEXT NOT NULL DEFAULT '');
+             CREATE TABLE colibri_vault_provision_log (id INTEGER PRIMARY KEY AUTOINCREMENT,
+             at_unix INTEGER NOT NULL, at TEXT NOT NULL, tenant_id TEXT NOT NULL, jail TEXT NOT NULL,
+             jid INTEGER, trigger TEXT NOT NULL, keys TEXT NOT NULL, content_hash TEXT,
+             outcome TEXT NOT NULL, duration_ms INTEGER NOT NULL, bw_calls INTEGER NOT NULL, error TEXT);
+             INSERT INTO tenants VALUES ('web', '/j/web/root', 'web', 'active', NULL, NULL);
+             INSERT INTO colibri_vault_tenant_options (tenant_id, format) VALUES ('web', 'json');
+             INSERT INTO colibri_vault_provision_log (at_unix, at, tenant_id, jail, trigger, keys,
+             content_hash, outcome, duration_ms, bw_calls) VALUES (1, 'x', 'web', 'web', 'hook', 'A',
+             'h1', 'written', 1, 6);",
+        )
+        .unwrap();
+        drop(conn);
+        let mut store = Store::open_existing(&path).unwrap().unwrap();
+        let t = store.get("web").unwrap().unwrap();
+        assert_eq!((t.options.format, t.options.on_change.as_deref()), (Format::Json, None));
+        let old = store.last_log("web", None).unwrap().unwrap();
+        assert_eq!((old.changed_keys, old.on_change), (None, None));
+        assert_eq!(store.tenants_with_hash("h1").unwrap(), ["web"]);
+        let mut empty = LogRow::event("web", "hook", "written", 1, None);
+        empty.content_hash = Some("empty".into());
+        store.record(&empty).unwrap();
+        assert!(store.tenants_with_hash("empty").unwrap().is_empty(), "a file without a key is no one's");
+        let mut row = LogRow::event("web", "refresh", "written", 1, None);
+        row.content_hash = Some("h2".into());
+        row.changed_keys = Some(vec!["A".into(), "B".into()]);
+        row.on_change = Some("pending".into());
+        let id = FileId { dev: u64::MAX, ino: 7 };
+        row.file = Some(FileRecord {
+            tenant: "web".into(),
+            root: "/j/web/root".into(),
+            path: ".env".into(),
+            id,
+            content_hash: "h2".into(),
+        });
+        let row_id = store.record(&row).unwrap();
+        store.set_on_change(row_id, "ok").unwrap();
+        let refresh = store.last_refresh("web").unwrap().unwrap();
+        assert_eq!(refresh.changed_keys.unwrap(), ["A", "B"]);
+        assert_eq!(refresh.on_change.as_deref(), Some("ok"));
+        assert_eq!(store.files_with_id(id).unwrap()[0].id, id, "device numbers survive SQLite's i64");
+        assert_eq!(store.file_paths().unwrap(), [PathBuf::from(".env")]);
+        let mut t = t;
+        t.options.on_change = Some("service app reload".into());
+        store.update(&t).unwrap();
+        assert_eq!(
+            store.get("web").unwrap().unwrap().options.on_change.as_deref(),
+            Some("service app reload")
+        );
     }
 
     #[test]

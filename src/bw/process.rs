@@ -12,13 +12,20 @@
 //! starts with every signal at its default disposition and none blocked, whatever
 //! colibri-vault or its parent set. Nothing here panics: this code also runs the logout while
 //! a panic unwinds.
+//!
+//! [`run`] keeps every byte and reads until both pipes close (bw, `/bin/sh` reading
+//! bastille.conf). [`run_with`] and [`Capture::LOG`] are for a command whose output only goes to
+//! a log (a tenant's on-change command): a little of each stream is kept, and once the command
+//! has ended its output is waited for only briefly, so a background process it left holding
+//! the pipes cannot hold up the run.
 
 use std::ffi::OsString;
 use std::io::Read;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
-use std::thread::JoinHandle;
+use std::sync::mpsc::{self, Receiver};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use zeroize::Zeroizing;
@@ -29,6 +36,25 @@ use crate::deadline::Deadline;
 const STDERR_CAP: usize = 64 * 1024;
 /// Most of a child's stdout kept: a large vault listing fits many times over.
 const STDOUT_CAP: usize = 256 * 1024 * 1024;
+
+/// How much of a child's output is kept, and how long it is waited for once the child ended.
+#[derive(Clone, Copy, Debug)]
+pub struct Capture {
+    stdout_cap: usize,
+    stderr_cap: usize,
+    /// After the child ended (or was killed): how long its pipes may stay open, held by a
+    /// process it left behind; `None`: until they close.
+    linger: Option<Duration>,
+}
+
+impl Capture {
+    /// Every byte of stdout (up to 256 MiB), 64 KiB of stderr, read until the pipes close.
+    pub const WHOLE: Capture = Capture { stdout_cap: STDOUT_CAP, stderr_cap: STDERR_CAP, linger: None };
+    /// For a log: 16 KiB of each stream, and at most a second's wait for output once the
+    /// command has ended (a daemon it started in the background may keep the pipes open).
+    pub const LOG: Capture =
+        Capture { stdout_cap: 16 * 1024, stderr_cap: 16 * 1024, linger: Some(Duration::from_secs(1)) };
+}
 
 pub struct Output {
     pub status: ExitStatus,
@@ -56,7 +82,13 @@ pub struct Call<'a> {
     pub interruptible: bool,
 }
 
+/// Runs `call`, keeping all its output ([`Capture::WHOLE`]).
 pub fn run(call: &Call<'_>) -> Result<Output, RunError> {
+    run_with(call, Capture::WHOLE)
+}
+
+/// Runs `call`, keeping and waiting for its output as `capture` says.
+pub fn run_with(call: &Call<'_>, capture: Capture) -> Result<Output, RunError> {
     let mut command = Command::new(call.program);
     command
         .args(call.args)
@@ -79,8 +111,8 @@ pub fn run(call: &Call<'_>) -> Result<Output, RunError> {
     let mut child = command.spawn().map_err(RunError::Start)?;
     // Never a panic here, not even when no thread can be started: this path runs the logout,
     // also while a panic unwinds (a second panic would abort the process).
-    let stdout = child.stdout.take().map(|out| drain(out, STDOUT_CAP));
-    let stderr = child.stderr.take().map(|err| drain(err, STDERR_CAP));
+    let stdout = child.stdout.take().map(|out| drain(out, capture.stdout_cap));
+    let stderr = child.stderr.take().map(|err| drain(err, capture.stderr_cap));
     let (stdout, stderr) = match (stdout.transpose(), stderr.transpose()) {
         (Ok(stdout), Ok(stderr)) => (stdout, stderr),
         (Err(e), _) | (_, Err(e)) => {
@@ -89,8 +121,8 @@ pub fn run(call: &Call<'_>) -> Result<Output, RunError> {
         }
     };
     let waited = wait(&mut child, call);
-    let stdout = stdout.and_then(|t| t.join().ok()).unwrap_or_default();
-    let stderr = stderr.and_then(|t| t.join().ok()).unwrap_or_default();
+    let stdout = stdout.map(|d| d.collect(capture.linger)).unwrap_or_default();
+    let stderr = stderr.map(|d| d.collect(capture.linger)).unwrap_or_default();
     let status = waited?;
     Ok(Output { status, stdout, stderr: stderr.to_vec() })
 }
@@ -161,24 +193,45 @@ fn set_parent_death_signal() -> std::io::Result<()> {
     Ok(())
 }
 
-fn drain<R: Read + Send + 'static>(
-    mut reader: R,
-    cap: usize,
-) -> std::io::Result<JoinHandle<Zeroizing<Vec<u8>>>> {
+/// A stream being read on its own thread into shared memory, and the signal that it closed.
+struct Drain {
+    kept: Arc<Mutex<Zeroizing<Vec<u8>>>>,
+    closed: Receiver<()>,
+}
+
+impl Drain {
+    /// What was read: everything once the stream closes, or, after `linger` (when given),
+    /// whatever had arrived by then (the reading thread is left to end with the process).
+    fn collect(self, linger: Option<Duration>) -> Zeroizing<Vec<u8>> {
+        // Closed, the thread gone, or the wait over: the bytes so far are what there is.
+        let _ = match linger {
+            None => self.closed.recv().ok(),
+            Some(linger) => self.closed.recv_timeout(linger).ok(),
+        };
+        let kept = self.kept.lock().unwrap_or_else(PoisonError::into_inner);
+        Zeroizing::new(kept.to_vec())
+    }
+}
+
+fn drain<R: Read + Send + 'static>(mut reader: R, cap: usize) -> std::io::Result<Drain> {
+    let kept = Arc::new(Mutex::new(Zeroizing::new(Vec::new())));
+    let (done, closed) = mpsc::channel();
+    let shared = Arc::clone(&kept);
     std::thread::Builder::new().spawn(move || {
-        let mut kept = Zeroizing::new(Vec::new());
         let mut buf = Zeroizing::new([0u8; 8192]);
         loop {
             match reader.read(&mut buf[..]) {
                 Ok(0) | Err(_) => break,
                 Ok(n) => {
+                    let mut kept = shared.lock().unwrap_or_else(PoisonError::into_inner);
                     let room = cap.saturating_sub(kept.len());
                     kept.extend_from_slice(&buf[..n.min(room)]);
                 }
             }
         }
-        kept
-    })
+        let _ = done.send(());
+    })?;
+    Ok(Drain { kept, closed })
 }
 
 /// Finds `bw`: a path with a `/` is used as is, a bare name is looked up on `path_list` only.
@@ -291,6 +344,30 @@ mod tests {
         };
         assert_eq!(mask("SigIgn:"), 0, "no signal ignored");
         assert_eq!(mask("SigBlk:"), 0, "no signal blocked");
+    }
+
+    /// A command logged, not parsed: its output is capped, and a process it left in the
+    /// background holding the pipes does not hold up the run past a short linger.
+    #[test]
+    fn logged_output_is_capped_and_not_waited_for_past_the_linger() {
+        let env = [("PATH", OsString::from("/usr/bin:/bin"))];
+        let logged = |script: &str| {
+            let call = Call {
+                program: Path::new("/bin/sh"),
+                args: &["-c", script],
+                env: &env,
+                timeout: Duration::from_secs(30),
+                interruptible: true,
+            };
+            run_with(&call, Capture::LOG).unwrap()
+        };
+        let out = logged("head -c 100000 /dev/zero; head -c 100000 /dev/zero >&2");
+        assert_eq!((out.stdout.len(), out.stderr.len()), (16 * 1024, 16 * 1024));
+        let started = Instant::now();
+        let out = logged("echo started; sleep 20 & exit 4");
+        assert!(started.elapsed() < Duration::from_secs(15), "waited for the background sleep");
+        assert_eq!(out.stdout.as_slice(), b"started\n");
+        assert_eq!(out.status.code(), Some(4));
     }
 
     #[test]

@@ -24,6 +24,10 @@ pub struct Running {
     pub path: PathBuf,
 }
 
+/// Whether [`by_name`]'s `None` means "not running" (the kernel was asked), rather than "no
+/// kernel here to ask".
+pub const KERNEL_KNOWS: bool = cfg!(target_os = "freebsd");
+
 /// The running jail called `name`, or `None` when no such jail runs (or no kernel can say).
 pub fn by_name(name: &str) -> Result<Option<Running>> {
     imp::by_name(name)

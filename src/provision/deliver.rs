@@ -40,8 +40,9 @@ pub(crate) struct Content<'a> {
 /// What a delivery did.
 pub(crate) struct Delivered {
     pub outcome: Outcome,
-    /// Host paths written or found right: the env file, the secrets directory.
-    pub paths: Vec<PathBuf>,
+    /// The device and inode of the env file on the jail's disk (delivery `file`): for the
+    /// record that finds a cloned jail's copy (`clones`).
+    pub env_on_disk: Option<safe_write::FileId>,
 }
 
 /// The secrets directory relative to the jail root.
@@ -89,18 +90,19 @@ pub(crate) fn deliver(
 fn deliver_file(tenant: &Tenant, root: &Path, content: &Content<'_>) -> Result<Delivered> {
     let o = &tenant.options;
     let mut outcome = Outcome::Unchanged;
-    let mut paths = Vec::new();
+    let mut env_on_disk = None;
     if o.layout.has_env() {
-        outcome = either(outcome, safe_write::write(root, &o.env_path, content.env, o.owner, content.check)?);
-        paths.push(root.join(&o.env_path));
+        let (written, id) =
+            safe_write::write_identified(root, &o.env_path, content.env, o.owner, content.check)?;
+        outcome = either(outcome, written);
+        env_on_disk = Some(id);
     }
     if o.layout.has_files() {
         let rel = secrets_rel(tenant);
         let (_, _, dir) = safe_write::open_dir_creating(root, &rel, NewDir { mode: 0o700, owner: o.owner })?;
         outcome = either(outcome, set::write(&dir, &root.join(&rel), content.files, o.owner)?);
-        paths.push(root.join(&rel));
     }
-    Ok(Delivered { outcome, paths })
+    Ok(Delivered { outcome, env_on_disk })
 }
 
 fn deliver_memory(
@@ -127,7 +129,6 @@ fn deliver_memory(
     }
     let written = (|| {
         let mut outcome = Outcome::Unchanged;
-        let mut paths = Vec::new();
         if o.layout.has_env() {
             let name = memfs::env_name(&o.env_path);
             let full = place.dir.join(name);
@@ -135,13 +136,11 @@ fn deliver_memory(
                 outcome,
                 safe_write::write_in(&memory, name, &full, content.env, o.owner, content.check)?,
             );
-            paths.push(full);
         }
         if o.layout.has_files() {
             outcome = either(outcome, set::write(&memory, &place.dir, content.files, o.owner)?);
-            paths.push(place.dir.clone());
         }
-        Ok(Delivered { outcome, paths })
+        Ok(Delivered { outcome, env_on_disk: None })
     })();
     match written {
         Err(e) if !complete_before => Err(undo(e)),
@@ -233,6 +232,24 @@ pub(crate) fn current(settings: &Settings, tenant: &Tenant, root: &Path) -> Resu
     }
 }
 
+/// The tenant's env file as it is now, in either delivery (`None`: the layout has none, or
+/// nothing is there): what `refresh` compares the new entries with, to say which keys changed.
+pub(crate) fn env_now(settings: &Settings, tenant: &Tenant, root: &Path) -> Option<safe_write::Current> {
+    let o = &tenant.options;
+    if !o.layout.has_env() {
+        return None;
+    }
+    match o.delivery {
+        Delivery::File => safe_write::inspect(root, &o.env_path, o.owner).ok().flatten(),
+        Delivery::Memory => {
+            let place = place(settings, tenant);
+            let memory = memfs::open_memory(&place).ok().flatten()?;
+            let name = memfs::env_name(&o.env_path);
+            safe_write::inspect_in(&memory, name, &place.dir.join(name), o.owner).ok().flatten()
+        }
+    }
+}
+
 fn current_in_memory(
     tenant: &Tenant,
     place: &Place,
@@ -289,6 +306,8 @@ fn judge(
 pub(crate) struct Stopped {
     /// One phrase per thing taken away (mounts, files).
     pub done: Vec<String>,
+    /// Whether the env file on the jail's disk was removed (its record of files goes too).
+    pub env_removed: bool,
 }
 
 /// At the jail's stop: a `memory` tenant's file system and views go, whatever else; a `file`
@@ -299,6 +318,7 @@ pub(crate) fn at_stop(
     root: impl FnOnce() -> Result<PathBuf>,
 ) -> Result<Stopped> {
     let mut done = Vec::new();
+    let mut env_removed = false;
     let place = place(settings, tenant);
     if tenant.options.delivery == Delivery::Memory || place.may_exist() {
         let t = memfs::teardown(&place)?;
@@ -309,6 +329,7 @@ pub(crate) fn at_stop(
         let root = root()?;
         if o.layout.has_env() && safe_write::remove(&root, &o.env_path)? {
             done.push(format!("removed {}", root.join(&o.env_path).display()));
+            env_removed = true;
         }
         if o.layout.has_files() {
             let dir = root.join(secrets_rel(tenant));
@@ -319,5 +340,5 @@ pub(crate) fn at_stop(
             }
         }
     }
-    Ok(Stopped { done })
+    Ok(Stopped { done, env_removed })
 }

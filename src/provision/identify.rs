@@ -1,6 +1,9 @@
 //! Steps 1–3 of the pipeline, and freshness: for each request, the tenant (by jail name), the
 //! root to write under (registered, compared with the caller's and the kernel's path, reachable
-//! without a symlink), and whether a hook may skip the vault because the file is fresh.
+//! without a symlink), whether the file at its env path is one colibri-vault wrote for another
+//! tenant (a cloned jail: `clones`), and whether a hook may skip the vault because the file is
+//! fresh. [`report_clones`] looks for such a file in a jail without a tenant, for the start
+//! hook, which is done with such a jail before the pipeline.
 //!
 //! Decides, writes nothing in the jail. Requests decided here (no tenant, refused, fresh,
 //! unreachable at boot) get their final report and log row; the others come back as `Pending`.
@@ -11,10 +14,12 @@ use std::time::Instant;
 
 use super::record::{self, Attempt, Facts};
 use super::{Ctx, Done, Options, Pending, Report, Request, Trigger, deliver};
+use crate::clones::{self, Foreign};
 use crate::config::{Settings, normalize_dir};
+use crate::delivery::Delivery;
 use crate::error::{Error, Result};
 use crate::jail;
-use crate::safe_write;
+use crate::safe_write::{self, Current};
 use crate::sanitize::clean;
 use crate::tenant::{FRESH_OUTCOMES, LogRow, SETTINGS_CHANGED, Store, Tenant, validate_root};
 
@@ -52,10 +57,27 @@ pub(super) fn identify(
                 if !opts.dry_run {
                     deliver::tidy(ctx.settings, ctx.log, &tenant);
                 }
-                let last = if opts.use_freshness { fresh(ctx, store, &tenant, &root) } else { None };
+                let options = &tenant.options;
+                // The env file on the jail's disk, where a cloned jail carries another tenant's
+                // (a planted FIFO or link is the writer's to refuse, later).
+                let on_disk = options.delivery == Delivery::File && options.layout.has_env();
+                let current = if on_disk {
+                    safe_write::inspect(&root, &options.env_path, options.owner).ok().flatten()
+                } else {
+                    None
+                };
+                let foreign =
+                    current.as_ref().and_then(|c| foreign_file(ctx, store, &tenant, &root, c, opts));
+                let last_written = store.last_log(&tenant.name, Some(&FRESH_OUTCOMES)).ok().flatten();
+                let last = if opts.use_freshness && foreign.is_none() {
+                    fresh(ctx, store, &tenant, &root)
+                } else {
+                    None
+                };
                 if let Some(last) = last {
                     let attempt = Attempt { tenant: &tenant, jail: &jail, jid, started, opts };
-                    // Fresh content in a memory fs: shown in the jail (a restart, a missed stop).
+                    // Fresh content in a memory fs is shown in the jail (a restart, a missed stop),
+                    // except at boot, when the jails are not running yet.
                     let shown = if opts.trigger == Trigger::Boot {
                         Ok(())
                     } else {
@@ -66,10 +88,11 @@ pub(super) fn identify(
                             let done = Done::Fresh { path: deliver::shown_path(&tenant, &root) };
                             // The content still is what that provision wrote: its key names and
                             // hash belong in this row too (`status` shows the last row's key count).
-                            let facts = Facts { keys: last.keys, hash: last.content_hash, calls: 0 };
+                            let facts =
+                                Facts { keys: last.keys, hash: last.content_hash, ..Facts::default() };
                             match record::record(ctx, store, &attempt, Ok(&done), &facts) {
-                                None => Ok(done),
-                                Some(e) => Err(Arc::new(e)),
+                                Ok(_) => Ok(done),
+                                Err(e) => Err(Arc::new(e)),
                             }
                         }
                         Err(e) => {
@@ -87,6 +110,8 @@ pub(super) fn identify(
                         root,
                         jid,
                         started,
+                        last_hash: last_written.and_then(|row| row.content_hash),
+                        foreign,
                     });
                     Ok(Done::NoTenant)
                 }
@@ -178,6 +203,57 @@ pub(crate) fn check_root(
 /// Whether anything (even a dangling symlink) is at `path`.
 fn exists_nofollow(path: &Path) -> bool {
     std::fs::symlink_metadata(path).is_ok()
+}
+
+/// Whether the tenant's env file is one colibri-vault wrote for another tenant; said, if so.
+fn foreign_file(
+    ctx: &Ctx<'_>,
+    store: &Store,
+    tenant: &Tenant,
+    root: &Path,
+    current: &Current,
+    opts: Options,
+) -> Option<Foreign> {
+    let rel = &tenant.options.env_path;
+    let foreign = match clones::judge(store, &tenant.name, root, rel, current) {
+        Ok(found) => found?,
+        Err(e) => {
+            ctx.log.warn(&format!("jail {}: could not tell whose env file is there: {e}", tenant.name));
+            return None;
+        }
+    };
+    let action = if opts.dry_run {
+        "a run that is not a dry run replaces it".to_owned()
+    } else {
+        format!("replacing it with tenant {}'s own", tenant.name)
+    };
+    ctx.log.warn(&format!("jail {}: {}; {action}", tenant.name, foreign.describe(&root.join(rel))));
+    Some(foreign)
+}
+
+/// A start hook for a jail without a tenant: a file colibri-vault wrote for a tenant, found in
+/// this jail (cloned from that tenant's?), is reported, never removed (the jail is not ours).
+/// Its root is the hook's `${path}` or the kernel's, and must lie under the jail root base;
+/// anything that cannot be looked at is no finding: this must never block or slow the jail.
+pub(crate) fn report_clones(ctx: &Ctx<'_>, store: &Store, request: &Request) {
+    let jail = &request.jail;
+    let root = match (&request.given_path, &request.running) {
+        (Some(path), _) => Some(normalize_dir(path)),
+        (None, Some(running)) => Some(normalize_dir(&running.path)),
+        (None, None) => jail::by_name(jail).ok().flatten().map(|r| normalize_dir(&r.path)),
+    };
+    let Some(root) = root.filter(|r| validate_root(r, &ctx.settings.jail_root_base).is_ok()) else { return };
+    match clones::scan(store, jail, &root) {
+        Ok(found) => {
+            for (rel, foreign) in found {
+                ctx.log.warn(&format!(
+                    "jail {jail}: {}; this jail has no tenant, so it is left in place: remove it (colibri-vault doctor --fix), or register the jail (colibri-vault tenant add {jail} --root …) to have it replaced",
+                    foreign.describe(&root.join(rel))
+                ));
+            }
+        }
+        Err(e) => ctx.log.debug(&format!("jail {jail}: could not look for another tenant's env file: {e}")),
+    }
 }
 
 /// The last successful provision's log row when it is recent and what it delivered is still

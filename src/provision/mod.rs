@@ -1,21 +1,29 @@
 //! The one provisioning pipeline (DESIGN.md steps 1–7). Every entry point — `hook start`,
-//! `hook devd`, `provision`, the boot batch — turns its calling convention into `Request`s and
-//! calls [`run`]; none has a copy of this logic.
+//! `hook devd`, `provision`, the boot batch, `refresh` — turns its calling convention into
+//! `Request`s and calls [`run`]; none has a copy of this logic.
 //!
 //! One call serves any number of tenants with one vault session. [`run`] walks the steps in
 //! order, one room each:
-//! - [`identify`]: steps 1–3 (tenant, root, kernel path) and, for hooks, freshness;
+//! - [`identify`]: steps 1–3 (tenant, root, kernel path), a file another tenant's jail was
+//!   cloned with (`clones`; for a hook, also in a jail without a tenant) and, for hooks,
+//!   freshness; a tenant's foreign file is then removed, before the session;
 //! - [`session`]: step 4 under the host-wide lock — one vault session for every pending tenant
 //!   and for the requests of hooks waiting for the lock (group commit), closed (bw: logout)
 //!   before any file is written;
-//! - [`materialize`]: steps 4–6 per tenant — entries, render, write;
-//! - [`record`]: step 7 — the provision-log row, the status, one line for people and syslog.
+//! - [`materialize`]: steps 4–6 per tenant — entries, render, and which keys changed;
+//!   [`deliver`] puts them where the tenant's delivery and layout say (the env file and the
+//!   per-variable files, on the jail's disk or in its memory file system shown read-only);
+//! - [`record`]: step 7 — the provision-log row, the record of the file written (device,
+//!   inode, content hash), the status, one line for people and syslog;
+//! - [`notify`]: for `refresh` only, once the lock is released — each tenant whose env file's
+//!   content changed gets its on-change command run inside its jail.
 //!
 //! Each tenant's outcome is recorded and reported; one tenant's failure does not stop another's.
 
 pub(crate) mod deliver;
 mod identify;
 mod materialize;
+mod notify;
 mod record;
 mod session;
 
@@ -23,13 +31,15 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
 
+use crate::clones::Foreign;
 use crate::config::Settings;
 use crate::error::Error;
 use crate::jail;
 use crate::logging::Log;
 use crate::tenant::{Store, Tenant};
 
-pub(crate) use identify::check_root;
+pub(crate) use identify::{check_root, report_clones};
+pub use notify::{CommandReport, Ran};
 
 /// What started the run (kept in the provision log).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -38,6 +48,8 @@ pub enum Trigger {
     Devd,
     Manual,
     Boot,
+    /// `refresh`: rewrite what changed and run the on-change commands.
+    Refresh,
 }
 
 impl Trigger {
@@ -47,6 +59,7 @@ impl Trigger {
             Trigger::Devd => "devd",
             Trigger::Manual => "manual",
             Trigger::Boot => "boot",
+            Trigger::Refresh => "refresh",
         }
     }
 }
@@ -83,6 +96,7 @@ pub enum Done {
     Written {
         path: PathBuf,
         keys: Vec<String>,
+        changed: Changed,
     },
     Unchanged {
         path: PathBuf,
@@ -111,9 +125,15 @@ impl Done {
     pub fn summary(&self, jail: &str) -> String {
         match self {
             Done::NoTenant => format!("jail {jail}: no tenant registered; nothing to do"),
-            Done::Written { path, keys } => {
+            Done::Written { path, keys, changed } => {
+                let changed = match changed {
+                    Changed::NewFile => String::new(),
+                    Changed::Keys(names) if names.is_empty() => "; no value changed".to_owned(),
+                    Changed::Keys(names) => format!("; changed: {}", names.join(", ")),
+                    Changed::Unknown => "; the file it replaced was not colibri-vault's".to_owned(),
+                };
                 format!(
-                    "jail {jail}: wrote {} ({}: {})",
+                    "jail {jail}: wrote {} ({}: {}{changed})",
                     path.display(),
                     keys_count(keys.len()),
                     keys.join(", ")
@@ -130,6 +150,30 @@ impl Done {
     }
 }
 
+/// Which keys a write changed, found by comparing with the file it replaced.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Changed {
+    /// There was no file: every key is new.
+    NewFile,
+    /// The names whose value was added, changed or removed; none when only the bytes differ
+    /// (another format) or the file was rewritten for its mode, owner or links.
+    Keys(Vec<String>),
+    /// The file replaced was not the one colibri-vault last wrote for the tenant: nothing
+    /// trustworthy to compare with.
+    Unknown,
+}
+
+impl Changed {
+    /// For the provision log: the names (every key for a new file), `None` when unknown.
+    pub fn names(&self, keys: &[String]) -> Option<Vec<String>> {
+        match self {
+            Changed::NewFile => Some(keys.to_vec()),
+            Changed::Keys(names) => Some(names.clone()),
+            Changed::Unknown => None,
+        }
+    }
+}
+
 /// "1 key", "2 keys".
 pub fn keys_count(n: usize) -> String {
     if n == 1 { "1 key".into() } else { format!("{n} keys") }
@@ -141,18 +185,26 @@ pub struct Report {
     pub result: std::result::Result<Done, Arc<Error>>,
 }
 
-/// The outcome of a whole run: per-request reports, and a problem ending the session, if any.
+/// The outcome of a whole run: per-request reports, a problem ending the session, if any, and
+/// (for `refresh`) what each on-change command did.
 pub struct Run {
     pub reports: Vec<Report>,
     pub session_error: Option<Error>,
+    pub commands: Vec<CommandReport>,
 }
 
 impl Run {
-    /// The exit status: the first failure's, else the session's, else 0.
+    fn of(reports: Vec<Report>) -> Run {
+        Run { reports, session_error: None, commands: Vec::new() }
+    }
+
+    /// The exit status: the first failure's, else the first failed on-change command's, else
+    /// the session's, else 0.
     pub fn exit_code(&self) -> u8 {
         self.reports
             .iter()
             .find_map(|r| r.result.as_ref().err().map(|e| e.exit_code()))
+            .or_else(|| self.commands.iter().find_map(|c| c.result.as_ref().err().map(Error::exit_code)))
             .or_else(|| self.session_error.as_ref().map(Error::exit_code))
             .unwrap_or(crate::exit::OK)
     }
@@ -168,6 +220,10 @@ struct Pending {
     root: PathBuf,
     jid: Option<i32>,
     started: Instant,
+    /// The content hash colibri-vault last wrote (or found) for this tenant, if any.
+    last_hash: Option<String>,
+    /// Another tenant's file found at the env path (a cloned jail): removed before the session.
+    foreign: Option<Foreign>,
 }
 
 pub struct Ctx<'a> {
@@ -180,7 +236,11 @@ pub fn run(ctx: &Ctx<'_>, store: &mut Store, requests: &[Request], opts: Options
     // Steps 1–3, and freshness for hooks: which requests need the vault.
     let (mut reports, mut pending) = identify::identify(ctx, store, requests, opts);
     if pending.is_empty() {
-        return Run { reports, session_error: None };
+        return Run::of(reports);
+    }
+    // Another tenant's secrets go now, whatever becomes of the session: a jail never keeps them.
+    if !opts.dry_run {
+        materialize::remove_foreign(ctx, &pending);
     }
 
     // Step 4: the host-wide lock, or another run's answer to our request.
@@ -188,12 +248,12 @@ pub fn run(ctx: &Ctx<'_>, store: &mut Store, requests: &[Request], opts: Options
         session::Locked::Held(held) => held,
         session::Locked::Served(answer) => {
             record::served(ctx, &mut reports, &pending, &answer);
-            return Run { reports, session_error: None };
+            return Run::of(reports);
         }
         session::Locked::Failed(e) => {
             record::failed(ctx, store, &mut reports, &pending, e, 0);
             abandon_incomplete(ctx, &pending, opts);
-            return Run { reports, session_error: None };
+            return Run::of(reports);
         }
     };
     // One vault session for the pending tenants and the waiting hooks' requests it claims.
@@ -202,26 +262,41 @@ pub fn run(ctx: &Ctx<'_>, store: &mut Store, requests: &[Request], opts: Options
 
     // Steps 4–7 per tenant: entries, render, write, record. Still under the lock, so that a
     // process waiting for it finds every tenant of this session recorded.
-    match fetch.fetched {
+    let mut due = Vec::new();
+    let fetched = match fetch.fetched {
         Err(e) => {
             record::failed(ctx, store, &mut reports, &pending, e, fetch.calls);
             abandon_incomplete(ctx, &pending, opts);
+            None
         }
         Ok(fetched) => {
             for p in pending {
                 // At boot the jails are not running: their start hooks show a memory fs.
                 let view = p.opts.trigger != Trigger::Boot;
-                let result = materialize::materialize(ctx, &p.tenant, &p.root, &fetched, opts.dry_run, view);
+                let mut result = materialize::materialize(ctx, &p, &fetched, opts.dry_run, view);
                 if result.is_err() {
                     abandon_incomplete(ctx, std::slice::from_ref(&p), opts);
                 }
-                record::materialized(ctx, store, &mut reports, &p, result, fetch.calls);
+                let changed = matches!(&result, Ok(m) if m.content_changed);
+                let replaced = result.as_mut().map(|m| std::mem::take(&mut m.replaced)).unwrap_or_default();
+                let runs = notify::runs_for(&p, changed);
+                let row = record::materialized(ctx, store, &mut reports, &p, result, fetch.calls, runs);
+                if runs {
+                    due.push(notify::Due { row, pending: p, replaced });
+                }
             }
+            Some(fetched)
         }
-    }
+    };
     held.answer_claims(ctx, &fetch.claims, &reports[own..]);
     reports.truncate(own);
-    Run { reports, session_error: fetch.closed.err() }
+    // The lock goes before any on-change command runs: a slow one never holds up a jail's start.
+    drop(held);
+    let commands = match &fetched {
+        Some(fetched) => notify::run_due(ctx, store, due, fetched),
+        None => Vec::new(),
+    };
+    Run { reports, session_error: fetch.closed.err(), commands }
 }
 
 /// Nothing half made stays mounted after a run that could not deliver (`deliver`).

@@ -1,7 +1,8 @@
 //! Step 7: what the run did, for the record and for people. One provision-log row per tenant
-//! and outcome (key names, content hash, outcome, duration, bw calls, sanitized error; never a
-//! value), the tenant's status, and one line on stderr/syslog. Also turns a session that failed
-//! or was served by another run into each pending tenant's report.
+//! and outcome (key names, the names that changed, content hash, outcome, duration, bw calls,
+//! sanitized error; never a value), the record of the file written (device, inode, content
+//! hash: for cloned-jail detection), the tenant's status, and one line on stderr/syslog. Also
+//! turns a session that failed or was served by another run into each pending tenant's report.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -10,7 +11,7 @@ use super::materialize::Materialized;
 use super::{Ctx, Done, Options, Pending, Report};
 use crate::error::{Error, Result};
 use crate::spool::Answer;
-use crate::tenant::{LogRow, Store, Tenant};
+use crate::tenant::{FileRecord, LogRow, Store, Tenant};
 
 /// Who a log row is about.
 pub(super) struct Attempt<'a> {
@@ -33,9 +34,17 @@ pub(super) struct Facts {
     pub keys: Vec<String>,
     pub hash: Option<String>,
     pub calls: u32,
+    pub changed: Option<Vec<String>>,
+    /// `pending` when an on-change command is to run (the outcome replaces it).
+    pub on_change: Option<String>,
+    pub file: Option<FileRecord>,
 }
 
-/// Records one materialized (or failed) tenant and puts its result in its report.
+/// What the on-change column says until the command has run.
+pub(super) const ON_CHANGE_PENDING: &str = "pending";
+
+/// Records one materialized (or failed) tenant and puts its result in its report. Returns the
+/// log row's id, if one was recorded. `runs`: an on-change command will run for it.
 pub(super) fn materialized(
     ctx: &Ctx<'_>,
     store: &mut Store,
@@ -43,19 +52,26 @@ pub(super) fn materialized(
     p: &Pending,
     result: Result<Materialized>,
     calls: u32,
-) {
-    let (keys, hash) = match &result {
-        Ok(m) => (m.keys.clone(), m.hash.clone()),
-        Err(_) => (Vec::new(), None),
+    runs: bool,
+) -> Option<i64> {
+    let (facts, result) = match result {
+        Ok(m) => {
+            let on_change = runs.then(|| ON_CHANGE_PENDING.to_owned());
+            let facts =
+                Facts { keys: m.keys, hash: m.hash, calls, changed: m.changed, on_change, file: m.file };
+            (facts, Ok(m.done))
+        }
+        Err(e) => (Facts { calls, ..Facts::default() }, Err(Arc::new(e))),
     };
-    let result = result.map(|m| m.done).map_err(Arc::new);
-    let unrecorded = record(ctx, store, &Attempt::of(p), result.as_ref(), &Facts { keys, hash, calls });
-    reports[p.index].result = match (result, unrecorded) {
+    let recorded = record(ctx, store, &Attempt::of(p), result.as_ref(), &facts);
+    let row = recorded.as_ref().ok().copied().flatten();
+    reports[p.index].result = match (result, recorded) {
         // A write that cannot be recorded is a failure: status, freshness and the audit trail
         // would not know about it.
-        (Ok(_), Some(e)) => Err(Arc::new(e)),
+        (Ok(_), Err(e)) => Err(Arc::new(e)),
         (result, _) => result,
     };
+    row
 }
 
 /// The session could not serve `pending`: each gets `e`, recorded.
@@ -90,23 +106,23 @@ pub(super) fn served(ctx: &Ctx<'_>, reports: &mut [Report], pending: &[Pending],
     }
 }
 
-/// The provision-log row, the status, and one line for people and syslog. Returns the error
-/// if the row could not be recorded (the database stayed busy past its timeout, or failed).
-#[must_use]
+/// The provision-log row, the status, and one line for people and syslog. Returns the row's id
+/// (`None` for an outcome that gets no row), or the error if the row could not be recorded
+/// (the database stayed busy past its timeout, or failed).
 pub(super) fn record(
     ctx: &Ctx<'_>,
     store: &mut Store,
     attempt: &Attempt<'_>,
     result: std::result::Result<&Done, &Arc<Error>>,
     facts: &Facts,
-) -> Option<Error> {
+) -> Result<Option<i64>> {
     let jail = attempt.jail;
     let (outcome, error, line) = match result {
         Ok(done @ Done::Written { .. }) => ("written", None, done.summary(jail)),
         Ok(done @ Done::Unchanged { .. }) => ("unchanged", None, done.summary(jail)),
         Ok(done @ Done::Fresh { .. }) => ("fresh", None, done.summary(jail)),
         Ok(done @ Done::DryRun { .. }) => ("dry-run", None, done.summary(jail)),
-        Ok(Done::NoTenant | Done::Unreachable { .. } | Done::Served { .. }) => return None,
+        Ok(Done::NoTenant | Done::Unreachable { .. } | Done::Served { .. }) => return Ok(None),
         Err(e) => ("failed", Some(e.to_string()), format!("jail {jail}: {e}")),
     };
     if error.is_some() {
@@ -126,8 +142,15 @@ pub(super) fn record(
         duration_ms: u64::try_from(attempt.started.elapsed().as_millis()).unwrap_or(u64::MAX),
         bw_calls: facts.calls,
         error: error.map(|e| crate::sanitize::sanitize(&e, 1024)),
+        changed_keys: facts.changed.clone(),
+        on_change: facts.on_change.clone(),
+        file: facts.file.clone(),
     };
-    let e = store.record(&row).err()?;
-    ctx.log.error(&format!("jail {jail}: could not record the outcome: {e}"));
-    Some(e)
+    match store.record(&row) {
+        Ok(id) => Ok(Some(id)),
+        Err(e) => {
+            ctx.log.error(&format!("jail {jail}: could not record the outcome: {e}"));
+            Err(e)
+        }
+    }
 }

@@ -1,7 +1,7 @@
 //! Host-side state never inside a jail (issue 9, item 7; DESIGN.md invariant 7). A jail's root
 //! user is uid 0, so ownership checks alone pass whatever it planted: every host-side setting
-//! (state dir, run dir, database, secrets dir, provider env, bastille.conf, the bw executable,
-//! `NODE_EXTRA_CA_CERTS`) that lies inside the jail root base or a tenant's root is refused with
+//! (state dir, run dir, database, secrets dir, provider env, bastille.conf, the bw and jexec
+//! executables, `NODE_EXTRA_CA_CERTS`) that lies inside the jail root base or a tenant's root is refused with
 //! 78, naming the setting and the path, whatever its shape (trailing slash, `..`, not created
 //! yet, reached through a symlink on the host, a dangling one); `tenant add|set` refuse a root
 //! that contains host-side state; `doctor` reports each; a hook for a jail without a tenant
@@ -15,7 +15,7 @@ use crate::core::{s, web};
 use crate::support::host::{Host, names};
 
 /// The settings that name a host-side path: (flag, variable).
-const SETTINGS: [(&str, &str); 7] = [
+const SETTINGS: [(&str, &str); 8] = [
     ("--state-dir", "COLIBRI_STATE_DIR"),
     ("--run-dir", "COLIBRI_RUN_DIR"),
     ("--db", "COLIBRI_DB"),
@@ -23,6 +23,7 @@ const SETTINGS: [(&str, &str); 7] = [
     ("--provider-env", "COLIBRI_PROVIDER_ENV"),
     ("--bastille-config", "BASTILLE_CONFIG"),
     ("--bw", "COLIBRI_BW"),
+    ("--jexec", "COLIBRI_JEXEC"),
 ];
 
 /// Paths that all lie inside jail `web`'s root, in every shape a path can take.

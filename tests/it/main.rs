@@ -2,6 +2,7 @@
 
 mod bastille_layout;
 mod batch;
+mod clones;
 mod core;
 mod fake_bw_fidelity;
 mod formats;
@@ -16,6 +17,7 @@ mod notes;
 mod operator;
 mod packaging;
 mod real_bw;
+mod refresh;
 mod server;
 mod signals;
 mod support;

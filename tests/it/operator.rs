@@ -54,7 +54,9 @@ fn tenant_add_list_show_set_remove_round_trip() {
     assert_eq!(listed.as_array().unwrap().len(), 2);
     let mut shown = json(&host.run(&["tenant", "show", "web", "--json"]).expect(0).stdout);
     assert_eq!(shown["last_provision"], Value::Null, "never provisioned");
+    assert_eq!(shown["last_refresh"], Value::Null, "never refreshed");
     shown.as_object_mut().unwrap().remove("last_provision");
+    shown.as_object_mut().unwrap().remove("last_refresh");
     assert_eq!(shown, listed[1]);
     assert_eq!(shown["name"], "web");
     assert_eq!(shown["root"], s(&root), "trailing slash normalized");
@@ -164,7 +166,7 @@ fn status_after_runs_shows_outcome_and_key_count() {
     let out = host.run(&["status"]);
     let line = out.stdout.lines().find(|l| l.starts_with("web ")).unwrap();
     let fields: Vec<&str> = line.split_whitespace().collect();
-    assert_eq!(fields[1..], ["active", fields[2], "written", "3", "file/env", "-"], "{line}");
+    assert_eq!(fields[1..], ["active", fields[2], "written", "3", "never", "file/env", "-"], "{line}");
 
     let rows = json(&host.run(&["status", "--json"]).expect(0).stdout);
     let web_row = rows.as_array().unwrap().iter().find(|r| r["tenant"] == "web").unwrap();

@@ -369,6 +369,75 @@ fn rc_script_follows_rc_subr_conventions() {
     assert!(!rc.lines().any(|l| l.trim_start().starts_with("command=")));
 }
 
+const PERIODIC: &str = "port/files/490.colibri-vault-refresh.in";
+
+/// Runs the periodic script as periodic(8) does (`/bin/sh SCRIPT`, output captured), with
+/// `periodic_conf` as /etc/periodic.conf and a stand-in colibri-vault that records its
+/// arguments and exits with `status`. Returns the script's status, its output, and the
+/// stand-in's arguments (`None`: it did not run).
+fn run_periodic(periodic_conf: &str, status: i32) -> (i32, String, Option<String>) {
+    let tmp = tempfile::tempdir().unwrap();
+    let prefix = tmp.path().join("prefix");
+    fs::create_dir_all(prefix.join("sbin")).unwrap();
+    let called = tmp.path().join("called");
+    let stand_in = prefix.join("sbin/colibri-vault");
+    fs::write(
+        &stand_in,
+        format!(
+            "#!/bin/sh\necho \"$*\" > '{}'\necho 'colibri-vault: jail web: wrote' >&2\nexit {status}\n",
+            called.display()
+        ),
+    )
+    .unwrap();
+    fs::set_permissions(&stand_in, fs::Permissions::from_mode(0o755)).unwrap();
+    // /etc/defaults/periodic.conf: source_periodic_confs reads the periodic.conf files.
+    let conf = tmp.path().join("periodic.conf");
+    fs::write(&conf, periodic_conf).unwrap();
+    let defaults = tmp.path().join("defaults-periodic.conf");
+    fs::write(
+        &defaults,
+        format!("daily_show_success=YES\nsource_periodic_confs() {{\n\t. '{}'\n}}\n", conf.display()),
+    )
+    .unwrap();
+    let script = read(PERIODIC)
+        .replace("%%PREFIX%%", prefix.to_str().unwrap())
+        .replace("/etc/defaults/periodic.conf", defaults.to_str().unwrap());
+    let path = tmp.path().join("490.colibri-vault-refresh");
+    fs::write(&path, script).unwrap();
+    let out = Command::new("/bin/sh").arg(&path).env_clear().env("PATH", "/usr/bin:/bin").output().unwrap();
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    let args = fs::read_to_string(&called).ok().map(|a| a.trim_end().to_owned());
+    (out.status.code().unwrap(), text, args)
+}
+
+#[test]
+fn periodic_script_is_off_by_default_and_refreshes_every_tenant_in_one_run() {
+    let script = read(PERIODIC);
+    assert!(script.starts_with("#!/bin/sh\n"), "a periodic(8) script lint-extra shellchecks");
+    assert!(script.contains("\n\tsource_periodic_confs\n"));
+    // Off by default: nothing runs, nothing is printed.
+    for conf in ["", "daily_colibri_vault_refresh_enable=NO\n", "daily_colibri_vault_refresh_enable=maybe\n"]
+    {
+        assert_eq!(run_periodic(conf, 0), (0, String::new(), None), "{conf:?}");
+    }
+    // Enabled (any case), with global flags before the command: one refresh of every tenant.
+    for enable in ["YES", "yes"] {
+        let conf = format!(
+            "daily_colibri_vault_refresh_enable={enable}\ndaily_colibri_vault_refresh_flags='-q --on-change-timeout 120'\n"
+        );
+        let (rc, text, args) = run_periodic(&conf, 0);
+        assert_eq!(rc, 0, "{text}");
+        assert_eq!(args.as_deref(), Some("-q --on-change-timeout 120 refresh --all"));
+        assert!(text.contains("Refreshing jail secrets") && text.contains("jail web: wrote"), "{text}");
+    }
+    // A failure is status 3: periodic(8) never masks that output.
+    let (rc, text, _) = run_periodic("daily_colibri_vault_refresh_enable=YES\n", 69);
+    assert_eq!(rc, 3, "{text}");
+    assert!(text.contains("jail web: wrote"));
+    // Installed where periodic(8) looks for the ports' daily scripts, for the port too.
+    assert!(plist_files().contains("etc/periodic/daily/490.colibri-vault-refresh"));
+}
+
 #[test]
 fn devd_rule_matches_kmod_devctl_jail_created_events() {
     let devd = read("port/files/colibri_vault-devd.conf.in");
@@ -405,6 +474,8 @@ fn pkg_message_covers_the_first_steps() {
         "colibri-vault jail enable",
         "bastille template web colibri/provision",
         "sysrc colibri_vault_enable=YES",
+        "--on-change",
+        "daily_colibri_vault_refresh_enable=YES",
     ] {
         assert!(message.contains(step), "pkg-message lacks {step:?}");
     }
@@ -524,7 +595,7 @@ fn bastille_checks_reject_what_bastille_rejects() {
 
 /// Every long option `colibri-vault … --help` lists, per command.
 fn cli_options() -> BTreeMap<String, BTreeSet<String>> {
-    let commands: [&[&str]; 14] = [
+    let commands: [&[&str]; 15] = [
         &[],
         &["tenant", "add"],
         &["tenant", "list"],
@@ -532,6 +603,7 @@ fn cli_options() -> BTreeMap<String, BTreeSet<String>> {
         &["tenant", "set"],
         &["tenant", "remove"],
         &["provision"],
+        &["refresh"],
         &["hook", "start"],
         &["hook", "stop"],
         &["hook", "devd"],
@@ -590,6 +662,7 @@ fn man_page_documents_every_option_and_no_other() {
         "tenant set",
         "tenant remove",
         "provision",
+        "refresh",
         "hook start",
         "hook stop",
         "hook devd",

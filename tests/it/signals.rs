@@ -358,6 +358,7 @@ fn durations_past_their_range_are_refused_with_78_and_the_range() {
         ("--bw-timeout", "COLIBRI_BW_TIMEOUT", "from 1 to 3600"),
         ("--lock-timeout", "COLIBRI_LOCK_TIMEOUT", "from 0 to 86400"),
         ("--fresh-for", "COLIBRI_FRESH_FOR", "from 0 to 2592000"),
+        ("--on-change-timeout", "COLIBRI_ON_CHANGE_TIMEOUT", "from 1 to 3600"),
     ] {
         for value in values {
             for args in [
@@ -388,6 +389,8 @@ fn durations_past_their_range_are_refused_with_78_and_the_range() {
             "86400",
             "--fresh-for",
             "2592000",
+            "--on-change-timeout",
+            "3600",
             "web",
         ])
         .expect(0);

@@ -533,6 +533,14 @@ impl FakeBw {
         self
     }
 
+    /// Changes the password of the Login item `id` on the "server" (a rotated secret); call
+    /// `install()` to serve it.
+    pub fn set_password(&mut self, id: &str, password: &str) -> &mut Self {
+        let item = self.items.iter_mut().find(|i| i.id == id).expect("no such item");
+        item.password = Some(password.to_owned());
+        self
+    }
+
     /// Seconds every call takes before it answers (the real bw: 1–4 s).
     pub fn set_latency(&mut self, seconds: f64) -> &mut Self {
         self.latency = seconds;

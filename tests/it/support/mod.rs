@@ -28,6 +28,7 @@ pub fn alive(pid: i32) -> bool {
 pub mod bwserver;
 pub mod fake_bw;
 pub mod host;
+pub mod jexec;
 #[cfg(target_os = "linux")]
 pub mod mounts;
 pub mod real_bw;
