@@ -279,3 +279,57 @@ fn on_change_commands_are_validated_and_cleared() {
     v.host.run(&["tenant", "show", "web"]).expect(78).stderr_has("invalid stored on-change command");
     v.host.run(&["refresh", "web"]).expect(78);
 }
+
+/// `refresh` with delivery memory and layout both (issue 11 with issue 10): the whole set in
+/// the memory file system is swapped in, the command runs once, nothing reaches the jail's
+/// disk, and an unchanged vault runs nothing.
+#[cfg(target_os = "linux")]
+#[test]
+fn refresh_swaps_a_memory_delivered_set_and_runs_the_command_once() {
+    use crate::support::mounts::{self, Unmount};
+    mounts::private("refresh with delivery memory (tmpfs and a read-only bind mount)", || {
+        let mut v = vault(&["web"]);
+        let _unmount = Unmount(v.host.path().to_owned());
+        let jexec = FakeJexec::install(&v.host.path().join("fakejexec"), &v.host.base, &[]);
+        v.host.set_env("COLIBRI_JEXEC", jexec.path.as_os_str());
+        let root = v.host.root_of("web");
+        v.host
+            .run(&[
+                "tenant",
+                "set",
+                "web",
+                "--delivery",
+                "memory",
+                "--layout",
+                "both",
+                "--on-change",
+                "echo ran >> /tmp/ran.log",
+            ])
+            .expect(0);
+        std::fs::create_dir_all(root.join("tmp")).unwrap();
+        v.host.run(&["hook", "start", "web", root.to_str().unwrap()]).expect(0);
+        let view = root.join("var/run/secrets");
+        let read = |name: &str| std::fs::read_to_string(view.join(name)).unwrap();
+        assert_eq!(read("DB_PASSWORD"), "pw-of-web");
+
+        v.host.run(&["refresh", "web"]).expect(0);
+        assert!(jexec.calls().is_empty(), "nothing changed, nothing runs");
+
+        v.fake.set_password(&password_item(0), "rotated-in-memory");
+        v.fake.install();
+        let out = v.host.run(&["refresh", "web"]);
+        out.expect(0).stderr_has("changed: DB_PASSWORD");
+        assert_eq!(read("DB_PASSWORD"), "rotated-in-memory");
+        assert!(read(".env").contains("DB_PASSWORD='rotated-in-memory'"));
+        assert_eq!(jexec.calls().len(), 1, "{:?}", jexec.calls());
+        assert_eq!(
+            last_row(&v.host.db, "web"),
+            ("refresh".into(), "written".into(), Some("DB_PASSWORD".into()), Some("ok".into()))
+        );
+        v.host.run(&["refresh", "web"]).expect(0);
+        assert_eq!(jexec.calls().len(), 1, "not run again while nothing changes");
+        v.host.run(&["hook", "stop", "web", root.to_str().unwrap()]).expect(0);
+        assert!(!view.join("DB_PASSWORD").exists(), "gone at stop");
+        v.assert_clean();
+    });
+}
