@@ -1238,12 +1238,11 @@ mod tests {
 
     /// A database of schema 2 (before refresh and the record of files) gets the new columns
     /// and tables when opened, keeps its rows, and works.
-    #[test]
-    fn a_schema_2_database_is_upgraded_in_place() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("colibri.sqlite");
-        let conn = Connection::open(&path).unwrap();
-        conn.execute_batch(
+    /// A database as colibri-vault's schema 2 left it (no delivery, refresh or file-record
+    /// columns yet), with `rows` run on it.
+    fn schema_2(path: &Path, rows: &str) {
+        let conn = Connection::open(path).unwrap();
+        conn.execute_batch(&format!(
             "CREATE TABLE tenants (tenant_id TEXT PRIMARY KEY, jail_root_path TEXT NOT NULL,
              collection_id TEXT NOT NULL UNIQUE, status TEXT NOT NULL, created_at, updated_at);
              CREATE TABLE colibri_vault_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -1253,7 +1252,18 @@ mod tests {
              owner_uid INTEGER NOT NULL DEFAULT 0, owner_gid INTEGER NOT NULL DEFAULT 0,
              on_failure TEXT NOT NULL DEFAULT 'continue', cleanup_on_stop INTEGER NOT NULL DEFAULT 0,
              allow_names TEXT NOT NULL DEFAULT '');
-             CREATE TABLE colibri_vault_provision_log (id INTEGER PRIMARY KEY AUTOINCREMENT,
+             {rows}",
+        ))
+        .unwrap();
+    }
+
+    #[test]
+    fn a_schema_2_database_is_upgraded_in_place() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("colibri.sqlite");
+        schema_2(
+            &path,
+            "CREATE TABLE colibri_vault_provision_log (id INTEGER PRIMARY KEY AUTOINCREMENT,
              at_unix INTEGER NOT NULL, at TEXT NOT NULL, tenant_id TEXT NOT NULL, jail TEXT NOT NULL,
              jid INTEGER, trigger TEXT NOT NULL, keys TEXT NOT NULL, content_hash TEXT,
              outcome TEXT NOT NULL, duration_ms INTEGER NOT NULL, bw_calls INTEGER NOT NULL, error TEXT);
@@ -1262,9 +1272,7 @@ mod tests {
              INSERT INTO colibri_vault_provision_log (at_unix, at, tenant_id, jail, trigger, keys,
              content_hash, outcome, duration_ms, bw_calls) VALUES (1, 'x', 'web', 'web', 'hook', 'A',
              'h1', 'written', 1, 6);",
-        )
-        .unwrap();
-        drop(conn);
+        );
         let mut store = Store::open_existing(&path).unwrap().unwrap();
         let t = store.get("web").unwrap().unwrap();
         assert_eq!((t.options.format, t.options.on_change.as_deref()), (Format::Json, None));
@@ -1308,22 +1316,11 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("colibri.sqlite");
         // A database of schema version 2: no delivery columns yet.
-        let conn = Connection::open(&path).unwrap();
-        conn.execute_batch(
-            "CREATE TABLE tenants (tenant_id TEXT PRIMARY KEY, jail_root_path TEXT NOT NULL,
-             collection_id TEXT NOT NULL UNIQUE, status TEXT NOT NULL, created_at, updated_at);
-             CREATE TABLE colibri_vault_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-             INSERT INTO colibri_vault_meta VALUES ('schema_version', '2');
-             CREATE TABLE colibri_vault_tenant_options (tenant_id TEXT PRIMARY KEY,
-             env_path TEXT NOT NULL DEFAULT '.env', format TEXT NOT NULL DEFAULT 'sh',
-             owner_uid INTEGER NOT NULL DEFAULT 0, owner_gid INTEGER NOT NULL DEFAULT 0,
-             on_failure TEXT NOT NULL DEFAULT 'continue', cleanup_on_stop INTEGER NOT NULL DEFAULT 0,
-             allow_names TEXT NOT NULL DEFAULT '');
-             INSERT INTO tenants VALUES ('web', '/j/web/root', 'web', 'active', NULL, NULL);
+        schema_2(
+            &path,
+            "INSERT INTO tenants VALUES ('web', '/j/web/root', 'web', 'active', NULL, NULL);
              INSERT INTO colibri_vault_tenant_options (tenant_id) VALUES ('web');",
-        )
-        .unwrap();
-        drop(conn);
+        );
         let mut store = Store::open_existing(&path).unwrap().unwrap();
         let t = store.get("web").unwrap().unwrap();
         assert_eq!(t.options, Options::default());
