@@ -721,14 +721,7 @@ mod tests {
         (d, dir, fd)
     }
 
-    fn names(dir: &Path) -> Vec<String> {
-        let mut names: Vec<String> = std::fs::read_dir(dir)
-            .unwrap()
-            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-            .collect();
-        names.sort();
-        names
-    }
+    use super::super::tests::entries as names;
 
     #[test]
     fn a_set_is_swapped_in_whole_and_kept_when_unchanged() {

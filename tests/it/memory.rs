@@ -18,7 +18,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use crate::core::{EXPECTED_SH, OWNER, SECRETS, VALUES, s, web};
-use crate::support::host::{Host, file_state, names, snapshot};
+use crate::support::host::{Host, file_state, holding, names, snapshot};
 use crate::support::mounts::{self, Mount, Unmount};
 
 /// What the `web` tenant's mounts are called in the mount table (Linux).
@@ -30,20 +30,6 @@ const NEEDLES: [&str; 3] = ["key-Zr81Lw04", "pw-Qx7", "line-Tq2"];
 /// The `web` tenant's mounts, in mount order.
 fn ours() -> Vec<Mount> {
     mounts::table().into_iter().filter(|m| m.source == TAG).collect()
-}
-
-/// Files under `dir` (recursively, links not followed) holding any of `needles`.
-fn holding(dir: &Path, needles: &[&str]) -> Vec<PathBuf> {
-    if !dir.exists() {
-        return Vec::new();
-    }
-    snapshot(dir)
-        .into_iter()
-        .filter(|(_, (_, _, bytes))| {
-            needles.iter().any(|n| bytes.windows(n.len()).any(|w| w == n.as_bytes()))
-        })
-        .map(|(path, _)| path)
-        .collect()
 }
 
 fn mem_dir(host: &Host) -> PathBuf {

@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use crate::core::{EXPECTED_SH, SECRETS, s, web};
-use crate::support::host::{Host, file_state, snapshot};
+use crate::support::host::{Host, file_state, holding, snapshot};
 use crate::support::skip;
 
 /// New secrets replacing `SECRETS` at the source: distinctive values, to look for afterwards.
@@ -49,17 +49,6 @@ fn chattr(path: &Path, flag: &str) -> bool {
             false
         }
     }
-}
-
-/// Files under `dir` (recursively) whose bytes hold any of `needles`.
-fn holding(dir: &Path, needles: &[&str]) -> Vec<PathBuf> {
-    snapshot(dir)
-        .into_iter()
-        .filter(|(_, (_, _, bytes))| {
-            needles.iter().any(|n| bytes.windows(n.len()).any(|w| w == n.as_bytes()))
-        })
-        .map(|(path, _)| path)
-        .collect()
 }
 
 /// Temporary files of ours under `dir` (recursively).

@@ -354,3 +354,18 @@ pub fn names(dir: &Path) -> Vec<String> {
 pub fn set_mtime(path: &Path, when: SystemTime) {
     fs::File::options().write(true).open(path).unwrap().set_modified(when).unwrap();
 }
+
+/// Files under `dir` (recursively, links not followed) whose bytes hold any of `needles`; none
+/// if `dir` does not exist.
+pub fn holding(dir: &Path, needles: &[&str]) -> Vec<PathBuf> {
+    if !dir.exists() {
+        return Vec::new();
+    }
+    snapshot(dir)
+        .into_iter()
+        .filter(|(_, (_, _, bytes))| {
+            needles.iter().any(|n| bytes.windows(n.len()).any(|w| w == n.as_bytes()))
+        })
+        .map(|(path, _)| path)
+        .collect()
+}
